@@ -1,0 +1,248 @@
+/*
+ * auth.c - authentication of HTTP requests (worker, user winrmd).
+ *
+ * Fail closed: a request reaches wsman_handle only with a principal the
+ * monitor verified, or as an Identify explicitly marked unauthenticated.
+ * The worker never sees /etc/shadow; it forwards Basic credentials to the
+ * monitor and remembers, per connection, a hash of the header that passed,
+ * so clients that send Basic on every request cost one PAM round trip per
+ * connection instead of one per request.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "auth.h"
+#include "http.h"
+#include "ipc.h"
+#include "log.h"
+#include "net.h"
+#include "soap.h"
+#include "wsman.h"
+
+static unsigned pending_auth;
+
+static bool basic_allowed(const struct http_req *r)
+{
+	return NET.conf.auth.basic && (http_is_https(r) || NET.conf.service.allow_unencrypted);
+}
+
+void auth_add_challenges(struct http_req *r, struct MHD_Response *resp)
+{
+	/* Offer only what this listener can complete; each scheme its own header. */
+	if (basic_allowed(r))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"WSMAN\"");
+}
+
+int auth_basic_parse(const char *hdr, char **user, char **pass)
+{
+	const char *p;
+	unsigned char *dec;
+	char *colon;
+	long n;
+	size_t len;
+
+	*user = *pass = NULL;
+	if (!str_iprefix(hdr, "Basic "))
+		return -EINVAL;
+	p = hdr + 6;
+	while (*p == ' ')
+		p++;
+	len = strlen(p);
+	if (len == 0 || len > AUTH_MAX_HEADER)
+		return -EINVAL;
+	dec = xmalloc(b64_decoded_max(len) + 1);
+	n = b64_decode(p, len, dec, b64_decoded_max(len));
+	if (n <= 0) {
+		free(dec);
+		return -EINVAL;
+	}
+	dec[n] = '\0';
+	colon = memchr(dec, ':', (size_t)n);
+	if (!colon || memchr(dec, '\0', (size_t)n) || colon == (char *)dec ||
+	    (size_t)(colon - (char *)dec) > AUTH_MAX_USER ||
+	    strlen(colon + 1) > AUTH_MAX_PASSWORD) {
+		freezero(dec, (size_t)n + 1);
+		return -EINVAL;
+	}
+	*colon = '\0';
+	*user = xstrdup((char *)dec);
+	*pass = xstrdup(colon + 1);
+	freezero(dec, (size_t)n + 1);
+	return 0;
+}
+
+static void hash_header(const char *hdr, unsigned char out[32])
+{
+	unsigned int len = 32;
+
+	EVP_Digest(hdr, strlen(hdr), out, &len, EVP_sha256(), NULL);
+}
+
+static void reject(struct http_req *r, const char *why)
+{
+	snprintf(r->result, sizeof r->result, "%s", why);
+	http_respond_challenge(r);
+}
+
+static void release_login(struct http_conn *c)
+{
+	struct ipc_out o;
+
+	if (!c->login_id)
+		return;
+	ipc_out_init(&o, IPC_LOGIN_RELEASE);
+	ipc_put_u64(&o, c->login_id);
+	net_send(&o);
+	c->login_id = 0;
+	free(c->user);
+	c->user = NULL;
+	c->have_basic = false;
+}
+
+void auth_conn_closed(struct http_conn *c)
+{
+	release_login(c);
+}
+
+static void forbidden(struct http_req *r)
+{
+	wsman_reject_forbidden(r);
+}
+
+struct basic_ctx {
+	struct http_req *r;
+	unsigned char hash[32];
+};
+
+static void on_auth_result(void *data, struct ipc_msg *m)
+{
+	struct basic_ctx *bc = data;
+	struct http_req *r = bc->r;
+	uint32_t result;
+
+	if (!m) {               /* the request went away first */
+		pending_auth--;
+		free(bc);
+		return;
+	}
+	result = ipc_u32(m);
+	uint64_t login = ipc_u64(m);
+	const char *user = ipc_str(m);
+	uint32_t uid = ipc_u32(m);
+	(void)ipc_u32(m);
+
+	pending_auth--;
+	r->call = 0;
+	if (!ipc_end(m)) {
+		free(bc);
+		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		return;
+	}
+	switch (result) {
+	case IPC_AUTH_OK:
+		r->conn->login_id = login;
+		free(r->conn->user);
+		r->conn->user = xstrdup(user);
+		r->conn->uid = uid;
+		memcpy(r->conn->basic_hash, bc->hash, sizeof bc->hash);
+		r->conn->have_basic = true;
+		r->user = r->conn->user;
+		r->authenticated = true;
+		wsman_handle(r);
+		break;
+	case IPC_AUTH_FORBIDDEN:
+		r->user = NULL;
+		forbidden(r);
+		break;
+	case IPC_AUTH_ACCOUNT:
+		reject(r, "account-refused");
+		break;
+	case IPC_AUTH_ERROR:
+		snprintf(r->result, sizeof r->result, "auth-error");
+		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		break;
+	default:
+		reject(r, "bad-credentials");
+		break;
+	}
+	wipe(bc, sizeof *bc);
+	free(bc);
+}
+
+static void auth_basic(struct http_req *r, const char *hdr)
+{
+	struct basic_ctx *bc;
+	struct ipc_out o;
+	char *user, *pass;
+	uint32_t id;
+
+	r->scheme = "Basic";
+	if (!basic_allowed(r)) {
+		reject(r, NET.conf.auth.basic ? "basic-needs-https" : "basic-disabled");
+		return;
+	}
+	bc = xcalloc(1, sizeof *bc);
+	bc->r = r;
+	hash_header(hdr, bc->hash);
+	if (r->conn->have_basic && ct_equal(bc->hash, r->conn->basic_hash, sizeof bc->hash)) {
+		free(bc);
+		r->user = r->conn->user;
+		r->authenticated = true;
+		wsman_handle(r);
+		return;
+	}
+	if (auth_basic_parse(hdr, &user, &pass) < 0) {
+		free(bc);
+		reject(r, "malformed-authorization");
+		return;
+	}
+	if (pending_auth >= HTTP_UNAUTH_PENDING_MAX) {
+		free(user);
+		free_secret_str(pass);
+		free(bc);
+		snprintf(r->result, sizeof r->result, "auth-busy");
+		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
+		return;
+	}
+	/* A different credential on this connection: forget the old login first. */
+	release_login(r->conn);
+	snprintf(r->action, sizeof r->action, "%s", "");
+	r->user = NULL;
+	id = net_call_prepare(&o, IPC_AUTH_PASSWORD);
+	o.secret = true;
+	ipc_put_str(&o, user);
+	ipc_put_str(&o, pass);
+	ipc_put_str(&o, r->conn->remote);
+	free(user);
+	free_secret_str(pass);
+	pending_auth++;
+	r->call = net_call(&o, on_auth_result, bc);
+	(void)id;
+}
+
+void auth_request(struct http_req *r)
+{
+	const char *hdr = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *ident = http_header(r, "WSMANIDENTIFY");
+
+	if (hdr && strlen(hdr) > AUTH_MAX_HEADER) {
+		reject(r, "authorization-too-long");
+		return;
+	}
+	if (hdr && str_iprefix(hdr, "Basic ")) {
+		auth_basic(r, hdr);
+		return;
+	}
+	if (!hdr && ident && str_ieq(ident, "unauthenticated") && NET.conf.service.unauth_identify) {
+		/* wsman_handle serves Identify, and only Identify, without a principal. */
+		r->authenticated = false;
+		r->scheme = "none";
+		wsman_handle(r);
+		return;
+	}
+	reject(r, hdr ? "unsupported-scheme" : "no-authorization");
+}

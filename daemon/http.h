@@ -1,0 +1,66 @@
+/*
+ * http.h - one HTTP request as the rest of the worker sees it (worker).
+ *
+ * A request is answered exactly once, with http_respond*.  The answer may
+ * come later (a password check at the monitor, a Receive long-poll): the
+ * connection is then suspended in libmicrohttpd and resumed by the answer.
+ */
+#ifndef WINRMD_HTTP_H
+#define WINRMD_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+struct MHD_Connection;
+struct net_listener;
+
+/* Per TCP connection: who authenticated on it. */
+struct http_conn {
+	struct net_listener *l;
+	char remote[64];
+	uint64_t login_id;              /* the monitor's id of the verified login, 0 = none */
+	char *user;
+	uid_t uid;
+	unsigned char basic_hash[32];   /* SHA-256 of the Authorization header that verified */
+	bool have_basic;
+	unsigned nreq;
+};
+
+struct http_req;
+/* Called if the request is torn down before it was answered. */
+typedef void (*http_cancel_fn)(struct http_req *r, void *data);
+
+struct http_req {
+	struct http_conn *conn;
+	struct MHD_Connection *mc;
+	struct buf body;
+	bool too_large, started, suspended, answered;
+	uint32_t call;                  /* pending monitor call, 0 = none */
+	/* The answer, queued by the access handler. */
+	int status;
+	struct buf out;
+	const char *content_type;
+	bool challenge;                 /* 401 with WWW-Authenticate headers */
+	/* Principal of this request once authenticated. */
+	const char *user;
+	const char *scheme;
+	bool authenticated;
+	/* What to log. */
+	char action[160], resource[160], result[64];
+	http_cancel_fn cancel;
+	void *cancel_data;
+	struct http_req *next_suspended, *prev_suspended;
+};
+
+void http_respond(struct http_req *r, int status, struct buf *body);   /* takes body */
+void http_respond_empty(struct http_req *r, int status);
+void http_respond_challenge(struct http_req *r);
+const char *http_header(struct http_req *r, const char *name);
+bool http_is_https(const struct http_req *r);
+/* The host name as the client addressed us (for f:WSManFault/@Machine). */
+void http_machine(struct http_req *r, char *out, size_t len);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * ipc.h - the typed message channel between the monitor and the worker.
+ *
+ * Used by both.  A SOCK_SEQPACKET socketpair carries one message per packet:
+ * a u32 type, then fields (u32, u64, length-prefixed strings/bytes), plus up
+ * to IPC_MAX_FDS descriptors.  The reader checks every length against the
+ * packet; a short field, a trailing byte, an unknown type or an unexpected
+ * descriptor marks the message bad, and a bad message is fatal to the
+ * channel (ipc_chan closes it).  There is no way to "skip" a field.
+ */
+#ifndef WINRMD_IPC_H
+#define WINRMD_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "wlimits.h"
+#include "util.h"
+
+enum ipc_type {
+	/* monitor -> worker */
+	IPC_CONFIG = 1,          /* str conf_dump */
+	IPC_LISTENER,            /* str name, u32 transport, str cert_pem, bytes key_pem; fd */
+	IPC_CONFIG_DONE,         /* (empty) */
+	IPC_AUTH_RESULT,         /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid */
+	IPC_SESSION_RESULT,      /* u32 req, i32 result, u64 session */
+	IPC_SPAWN_RESULT,        /* u32 req, i32 result, u32 pid; fds stdin, stdout, stderr */
+	IPC_CHILD_EXIT,          /* u64 session, u32 pid, i32 wait status */
+
+	/* worker -> monitor */
+	IPC_AUTH_PASSWORD = 100, /* u32 req, str user, str password, str remote */
+	IPC_LOGIN_RELEASE,       /* u64 login */
+	IPC_SESSION_OPEN,        /* u32 req, u64 login, str shell_id, str resource, str remote */
+	IPC_SPAWN,               /* u32 req, u64 login, u64 session, str cwd, u32 argc, str argv..., u32 envc, str env... */
+	IPC_SIGNAL,              /* u64 session, u32 pid, u32 signo */
+	IPC_SESSION_CLOSE,       /* u64 session */
+	IPC_WORKER_READY,        /* (empty): listeners are up */
+};
+
+enum ipc_auth_result {
+	IPC_AUTH_OK = 0,
+	IPC_AUTH_BAD_CREDENTIALS = 1,   /* unknown user or wrong password */
+	IPC_AUTH_ACCOUNT = 2,           /* expired, locked, not allowed by PAM account */
+	IPC_AUTH_FORBIDDEN = 3,         /* authenticated but not in AllowedUsers/Groups */
+	IPC_AUTH_ERROR = 4,             /* PAM or system failure */
+};
+
+/* A received message; fields are read in order, any misuse sets `bad`. */
+struct ipc_msg {
+	uint32_t type;
+	const unsigned char *data;
+	size_t len, off;
+	int fds[IPC_MAX_FDS];
+	size_t nfds;
+	bool bad;
+};
+
+uint32_t ipc_u32(struct ipc_msg *m);
+int32_t ipc_i32(struct ipc_msg *m);
+uint64_t ipc_u64(struct ipc_msg *m);
+/* A NUL-free string; returned pointer is valid while the message is. */
+const char *ipc_str(struct ipc_msg *m);
+const unsigned char *ipc_bytes(struct ipc_msg *m, size_t *n);
+/* Take ownership of received descriptor i (or -1 and `bad` if absent). */
+int ipc_fd(struct ipc_msg *m, size_t i);
+/* Must be called after the last field: marks trailing bytes bad. */
+bool ipc_end(struct ipc_msg *m);
+
+/* A message being built. */
+struct ipc_out {
+	struct buf b;
+	int fds[IPC_MAX_FDS];
+	size_t nfds;
+	bool secret;            /* wipe the buffer after sending */
+};
+
+void ipc_out_init(struct ipc_out *o, uint32_t type);
+void ipc_put_u32(struct ipc_out *o, uint32_t v);
+void ipc_put_i32(struct ipc_out *o, int32_t v);
+void ipc_put_u64(struct ipc_out *o, uint64_t v);
+void ipc_put_str(struct ipc_out *o, const char *s);
+void ipc_put_bytes(struct ipc_out *o, const void *p, size_t n);
+/* Attach a descriptor; ownership passes to the message (closed after send). */
+void ipc_put_fd(struct ipc_out *o, int fd);
+void ipc_out_free(struct ipc_out *o);
+
+struct ipc_chan;
+typedef void (*ipc_msg_fn)(struct ipc_chan *ch, struct ipc_msg *m, void *userdata);
+typedef void (*ipc_close_fn)(struct ipc_chan *ch, void *userdata);
+
+/* Attach a connected SOCK_SEQPACKET fd to an event loop. */
+int ipc_chan_new(sd_event *ev, int fd, ipc_msg_fn on_msg, ipc_close_fn on_close,
+    void *userdata, struct ipc_chan **out);
+/* Queue a message (consumes o).  Never blocks. */
+int ipc_send(struct ipc_chan *ch, struct ipc_out *o);
+void ipc_chan_free(struct ipc_chan *ch);
+int ipc_chan_fd(struct ipc_chan *ch);
+
+/* Blocking receive of one message, for code without an event loop (tests). */
+int ipc_recv_blocking(int fd, unsigned char *buf, size_t cap, struct ipc_msg *m);
+
+#endif

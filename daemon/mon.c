@@ -1,0 +1,1015 @@
+/*
+ * mon.c - the root monitor: configuration, sockets, worker supervision and
+ * the privileged IPC table (monitor).
+ *
+ * The worker asks; the monitor checks and answers.  Every request names a
+ * login the monitor itself verified (by id), and a process is only ever
+ * started for a session that belongs to that login's user.  A malformed
+ * request is fatal to the channel: the worker is killed and restarted.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "mon.h"
+#include "tls.h"
+#include "util.h"
+#include "winrmd.h"
+
+struct mon_listener {
+	char *key;              /* transport|address|port: identity across reloads */
+	int fd;
+	bool used;
+};
+
+struct mon_child {
+	pid_t pid;
+	struct mon_session *s;
+};
+
+struct pending_auth {
+	struct pending_auth *next;
+	uint32_t req;
+	uint32_t result;
+	struct mon_login *login;
+	sd_event_source *timer;
+};
+
+static struct {
+	sd_event *ev;
+	struct conf conf;
+	const char *conf_path;
+	bool use_embedded;
+	bool debug;
+	int exe_fd;
+	uid_t worker_uid;
+	gid_t worker_gid;
+	struct mon_listener listeners[CONF_MAX_LISTENERS];
+	size_t n_listeners;
+	pid_t worker_pid;
+	struct ipc_chan *worker;
+	uint64_t worker_started_ms;
+	sd_event_source *restart_timer;
+	bool ready_sent, reloading, stopping;
+	struct mon_login *logins[MON_MAX_LOGINS];
+	size_t n_logins;
+	struct mon_session **sessions;
+	size_t n_sessions;
+	struct mon_child *children;
+	size_t n_children, cap_children;
+	struct pending_auth *pending;
+} M = { .exe_fd = -1 };
+
+static void worker_start(void);
+
+/* ---- logins, sessions, children -------------------------------------- */
+
+static uint64_t new_id(void)
+{
+	uint64_t id;
+
+	do
+		random_bytes(&id, sizeof id);
+	while (id == 0);
+	return id;
+}
+
+static struct mon_login *login_find(uint64_t id)
+{
+	for (size_t i = 0; i < M.n_logins; i++)
+		if (M.logins[i]->id == id)
+			return M.logins[i];
+	return NULL;
+}
+
+static void login_free(struct mon_login *l)
+{
+	free(l->user);
+	free(l->remote);
+	free(l);
+}
+
+static void login_release(uint64_t id)
+{
+	for (size_t i = 0; i < M.n_logins; i++)
+		if (M.logins[i]->id == id) {
+			login_free(M.logins[i]);
+			M.logins[i] = M.logins[--M.n_logins];
+			return;
+		}
+}
+
+static struct mon_session *session_find(uint64_t id)
+{
+	for (size_t i = 0; i < M.n_sessions; i++)
+		if (M.sessions[i]->id == id)
+			return M.sessions[i];
+	return NULL;
+}
+
+static void session_destroy(struct mon_session *s)
+{
+	for (size_t i = 0; i < M.n_sessions; i++)
+		if (M.sessions[i] == s) {
+			M.sessions[i] = M.sessions[--M.n_sessions];
+			break;
+		}
+	mon_pam_close_session(s);
+	log_debug("session %016llx of %s closed", (unsigned long long)s->id, s->user);
+	free(s->user);
+	free(s->home);
+	free(s->shell);
+	free(s->shell_id);
+	free(s->remote);
+	free(s);
+}
+
+static void session_signal_all(struct mon_session *s, int sig)
+{
+	for (size_t i = 0; i < M.n_children; i++)
+		if (M.children[i].s == s)
+			kill(-M.children[i].pid, sig);
+}
+
+static void session_close(struct mon_session *s)
+{
+	s->closing = true;
+	if (s->nchildren == 0) {
+		session_destroy(s);
+		return;
+	}
+	session_signal_all(s, SIGTERM);
+	/* Escalation to SIGKILL happens in the reaper tick below. */
+}
+
+static void child_add(pid_t pid, struct mon_session *s)
+{
+	if (M.n_children == M.cap_children) {
+		M.cap_children = M.cap_children ? M.cap_children * 2 : 64;
+		M.children = xrealloc(M.children, M.cap_children * sizeof *M.children);
+	}
+	M.children[M.n_children++] = (struct mon_child){ pid, s };
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void send_worker(struct ipc_out *o)
+{
+	if (M.worker)
+		ipc_send(M.worker, o);
+	else
+		ipc_out_free(o);
+}
+
+static void auth_reply(uint32_t req, uint32_t result, const struct mon_login *l)
+{
+	struct ipc_out o;
+
+	ipc_out_init(&o, IPC_AUTH_RESULT);
+	ipc_put_u32(&o, req);
+	ipc_put_u32(&o, result);
+	ipc_put_u64(&o, l ? l->id : 0);
+	ipc_put_str(&o, l ? l->user : "");
+	ipc_put_u32(&o, l ? (uint32_t)l->uid : 0);
+	ipc_put_u32(&o, l ? (uint32_t)l->gid : 0);
+	send_worker(&o);
+}
+
+static int pending_fire(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct pending_auth *p = userdata, **pp;
+	(void)s; (void)usec;
+
+	for (pp = &M.pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	auth_reply(p->req, p->result, NULL);
+	sd_event_source_unref(p->timer);
+	free(p);
+	return 0;
+}
+
+static void pending_flush(void)
+{
+	while (M.pending) {
+		struct pending_auth *p = M.pending;
+		M.pending = p->next;
+		sd_event_source_unref(p->timer);
+		free(p);
+	}
+}
+
+/* ---- the IPC table ---------------------------------------------------- */
+
+static bool str_clean(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void h_auth_password(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	const char *user = ipc_str(m);
+	const char *password = ipc_str(m);
+	const char *remote = ipc_str(m);
+	struct mon_login *l;
+	struct passwd *pw;
+	char *canon = NULL;
+	uint32_t result;
+	int r;
+
+	if (!ipc_end(m))
+		return;
+	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
+	    !str_clean(remote, 64)) {
+		result = IPC_AUTH_BAD_CREDENTIALS;
+		goto delay;
+	}
+	r = mon_pam_authenticate(M.conf.service.pam_service, user, password, remote, &canon);
+	if (r == -EPERM) {
+		result = IPC_AUTH_BAD_CREDENTIALS;
+		goto delay;
+	}
+	if (r == -EACCES) {
+		result = IPC_AUTH_ACCOUNT;
+		goto delay;
+	}
+	if (r < 0 || !(pw = getpwnam(canon))) {
+		free(canon);
+		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		return;
+	}
+	if (!mon_authorized(&M.conf, canon, pw->pw_uid, pw->pw_gid)) {
+		free(canon);
+		auth_reply(req, IPC_AUTH_FORBIDDEN, NULL);
+		return;
+	}
+	if (M.n_logins >= MON_MAX_LOGINS) {
+		log_warn("login table full (%d); refusing login of %s", MON_MAX_LOGINS, canon);
+		free(canon);
+		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		return;
+	}
+	l = xcalloc(1, sizeof *l);
+	l->id = new_id();
+	l->user = canon;
+	l->uid = pw->pw_uid;
+	l->gid = pw->pw_gid;
+	l->remote = xstrdup(remote);
+	M.logins[M.n_logins++] = l;
+	auth_reply(req, IPC_AUTH_OK, l);
+	return;
+delay:;
+	/* Failed logins are answered late, without blocking other requests. */
+	struct pending_auth *p = xcalloc(1, sizeof *p);
+	p->req = req;
+	p->result = result;
+	if (sd_event_add_time_relative(M.ev, &p->timer, CLOCK_MONOTONIC,
+	    AUTH_FAIL_DELAY_MS * 1000ULL, 0, pending_fire, p) < 0) {
+		free(p);
+		auth_reply(req, result, NULL);
+		return;
+	}
+	p->next = M.pending;
+	M.pending = p;
+}
+
+static void h_session_open(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	uint64_t login = ipc_u64(m);
+	const char *shell_id = ipc_str(m);
+	const char *resource = ipc_str(m);
+	const char *remote = ipc_str(m);
+	struct mon_session *s;
+	struct mon_login *l;
+	struct passwd *pw;
+	struct ipc_out o;
+	int r = 0;
+
+	if (!ipc_end(m))
+		return;
+	(void)resource;
+	l = login_find(login);
+	if (!l) {
+		r = -ENOENT;
+		goto reply;
+	}
+	/* Re-check: the configuration may have changed since the login. */
+	if (!mon_authorized(&M.conf, l->user, l->uid, l->gid)) {
+		r = -EACCES;
+		goto reply;
+	}
+	if (M.n_sessions >= MON_MAX_SESSIONS || !(pw = getpwnam(l->user)) || pw->pw_uid != l->uid) {
+		r = -EAGAIN;
+		goto reply;
+	}
+	s = xcalloc(1, sizeof *s);
+	s->id = new_id();
+	s->user = xstrdup(l->user);
+	s->uid = l->uid;
+	s->gid = pw->pw_gid;
+	s->home = xstrdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+	s->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+	s->shell_id = xstrdup(str_clean(shell_id, 64) ? shell_id : "?");
+	s->remote = xstrdup(str_clean(remote, 64) ? remote : "?");
+	r = mon_pam_open_session(M.conf.service.pam_service, s);
+	if (r < 0) {
+		free(s->user); free(s->home); free(s->shell); free(s->shell_id); free(s->remote);
+		free(s);
+		goto reply;
+	}
+	M.sessions = xrealloc(M.sessions, (M.n_sessions + 1) * sizeof *M.sessions);
+	M.sessions[M.n_sessions++] = s;
+reply:
+	ipc_out_init(&o, IPC_SESSION_RESULT);
+	ipc_put_u32(&o, req);
+	ipc_put_i32(&o, r);
+	ipc_put_u64(&o, r == 0 ? s->id : 0);
+	send_worker(&o);
+}
+
+#define SPAWN_MAX_ARGS 256
+#define SPAWN_MAX_ENV  256
+
+static void h_spawn(struct ipc_msg *m)
+{
+	char *argv[SPAWN_MAX_ARGS + 1], *env[SPAWN_MAX_ENV + 1];
+	uint32_t req = ipc_u32(m);
+	uint64_t login = ipc_u64(m), session = ipc_u64(m);
+	const char *cwd = ipc_str(m);
+	uint32_t argc = ipc_u32(m), envc;
+	struct mon_session *s;
+	struct mon_login *l;
+	struct ipc_out o;
+	int fds[3] = { -1, -1, -1 }, r;
+	pid_t pid = 0;
+
+	if (argc == 0 || argc > SPAWN_MAX_ARGS) {
+		m->bad = true;
+		return;
+	}
+	for (uint32_t i = 0; i < argc; i++)
+		argv[i] = (char *)ipc_str(m);
+	argv[argc] = NULL;
+	envc = ipc_u32(m);
+	if (envc > SPAWN_MAX_ENV) {
+		m->bad = true;
+		return;
+	}
+	for (uint32_t i = 0; i < envc; i++)
+		env[i] = (char *)ipc_str(m);
+	env[envc] = NULL;
+	if (!ipc_end(m))
+		return;
+
+	l = login_find(login);
+	s = session_find(session);
+	if (!l || !s || s->closing) {
+		r = -ENOENT;
+	} else if (l->uid != s->uid) {
+		/* A login may only start processes in its own user's sessions. */
+		log_warn("worker asked to spawn in a session of %s for a login of %s", s->user, l->user);
+		r = -EPERM;
+	} else {
+		r = mon_spawn(s, cwd, argv, env, &pid, fds);
+		if (r == 0)
+			child_add(pid, s);
+	}
+	ipc_out_init(&o, IPC_SPAWN_RESULT);
+	ipc_put_u32(&o, req);
+	ipc_put_i32(&o, r);
+	ipc_put_u32(&o, (uint32_t)pid);
+	if (r == 0)
+		for (int i = 0; i < 3; i++)
+			ipc_put_fd(&o, fds[i]);
+	send_worker(&o);
+}
+
+static void h_signal(struct ipc_msg *m)
+{
+	uint64_t session = ipc_u64(m);
+	pid_t pid = (pid_t)ipc_u32(m);
+	int sig = (int)ipc_u32(m);
+
+	if (!ipc_end(m))
+		return;
+	if (sig != SIGINT && sig != SIGQUIT && sig != SIGTERM && sig != SIGKILL && sig != SIGHUP)
+		return;
+	for (size_t i = 0; i < M.n_children; i++)
+		if (M.children[i].pid == pid && M.children[i].s->id == session) {
+			kill(-pid, sig);
+			return;
+		}
+}
+
+static void h_session_close(struct ipc_msg *m)
+{
+	uint64_t session = ipc_u64(m);
+	struct mon_session *s;
+
+	if (!ipc_end(m))
+		return;
+	s = session_find(session);
+	if (s && !s->closing)
+		session_close(s);
+}
+
+static void h_login_release(struct ipc_msg *m)
+{
+	uint64_t id = ipc_u64(m);
+
+	if (ipc_end(m))
+		login_release(id);
+}
+
+static void h_worker_ready(struct ipc_msg *m)
+{
+	if (!ipc_end(m))
+		return;
+	if (!M.ready_sent || M.reloading) {
+		sd_notifyf(0, "READY=1\nSTATUS=Serving %zu listener(s)", M.n_listeners);
+		M.ready_sent = true;
+		M.reloading = false;
+	}
+	log_info("worker %d ready", (int)M.worker_pid);
+}
+
+static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
+{
+	(void)ch; (void)userdata;
+
+	switch (m->type) {
+	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
+	case IPC_LOGIN_RELEASE: h_login_release(m); break;
+	case IPC_SESSION_OPEN: h_session_open(m); break;
+	case IPC_SPAWN: h_spawn(m); break;
+	case IPC_SIGNAL: h_signal(m); break;
+	case IPC_SESSION_CLOSE: h_session_close(m); break;
+	case IPC_WORKER_READY: h_worker_ready(m); break;
+	default: m->bad = true; break;
+	}
+}
+
+/* ---- worker lifecycle ------------------------------------------------- */
+
+static void worker_forget(void)
+{
+	ipc_chan_free(M.worker);
+	M.worker = NULL;
+	pending_flush();
+	while (M.n_logins)
+		login_free(M.logins[--M.n_logins]);
+	/* Shells die with the worker that held their pipes. */
+	for (size_t i = M.n_sessions; i-- > 0;)
+		session_close(M.sessions[i]);
+}
+
+static void on_worker_close(struct ipc_chan *ch, void *userdata)
+{
+	(void)ch; (void)userdata;
+
+	if (M.worker_pid > 0) {
+		log_err("worker %d: IPC channel closed; stopping it", (int)M.worker_pid);
+		kill(M.worker_pid, SIGKILL);
+	}
+}
+
+static int restart_fire(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s; (void)usec; (void)userdata;
+	M.restart_timer = sd_event_source_unref(M.restart_timer);
+	if (!M.stopping)
+		worker_start();
+	return 0;
+}
+
+static void worker_exited(int status)
+{
+	uint64_t ran = now_ms() - M.worker_started_ms, delay = 0;
+
+	if (WIFSIGNALED(status))
+		log_err("worker %d killed by signal %d", (int)M.worker_pid, WTERMSIG(status));
+	else
+		log_err("worker %d exited with status %d", (int)M.worker_pid, WEXITSTATUS(status));
+	M.worker_pid = 0;
+	worker_forget();
+	if (M.stopping)
+		return;
+	if (ran < MON_WORKER_RESTART_MIN_MS)
+		delay = MON_WORKER_RESTART_MIN_MS - ran;
+	log_notice("restarting worker in %llu ms", (unsigned long long)delay);
+	sd_event_add_time_relative(M.ev, &M.restart_timer, CLOCK_MONOTONIC, delay * 1000 + 1, 0,
+	    restart_fire, NULL);
+}
+
+static void send_config(void)
+{
+	struct ipc_out o;
+	char *dump = conf_dump(&M.conf), err[512];
+
+	ipc_out_init(&o, IPC_CONFIG);
+	ipc_put_str(&o, dump);
+	free(dump);
+	send_worker(&o);
+	for (size_t i = 0, li = 0; i < M.conf.n_listeners; i++) {
+		struct conf_listener *cl = &M.conf.listeners[i];
+		char *cert = NULL, *key = NULL;
+		size_t cl_len = 0, kl = 0;
+
+		if (!cl->enabled)
+			continue;
+		if (cl->transport == CONF_HTTPS &&
+		    (tls_read_pem(cl->cert_file, 0, &cert, &cl_len, err, sizeof err) < 0 ||
+		     tls_read_pem(cl->key_file, 1, &key, &kl, err, sizeof err) < 0)) {
+			log_err("listener %s disabled: %s", cl->name, err);
+			free(cert);
+			li++;
+			continue;
+		}
+		ipc_out_init(&o, IPC_LISTENER);
+		o.secret = true;
+		ipc_put_str(&o, cl->name);
+		ipc_put_u32(&o, (uint32_t)cl->transport);
+		ipc_put_str(&o, cert ? cert : "");
+		ipc_put_bytes(&o, key ? key : "", kl);
+		ipc_put_fd(&o, fcntl(M.listeners[li].fd, F_DUPFD_CLOEXEC, 3));
+		send_worker(&o);
+		free(cert);
+		freezero(key, kl);
+		li++;
+	}
+	ipc_out_init(&o, IPC_CONFIG_DONE);
+	send_worker(&o);
+}
+
+static void drop_to_worker_user(void)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (getuid() != 0)
+		return;         /* a non-root test run: nothing to drop */
+	if (setgroups(0, NULL) < 0 ||
+	    setresgid(M.worker_gid, M.worker_gid, M.worker_gid) < 0 ||
+	    setresuid(M.worker_uid, M.worker_uid, M.worker_uid) < 0)
+		_exit(70);
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != M.worker_uid || eu != M.worker_uid || su != M.worker_uid ||
+	    rg != M.worker_gid || eg != M.worker_gid || sg != M.worker_gid)
+		_exit(70);
+	if (M.worker_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		_exit(70);
+}
+
+static void worker_start(void)
+{
+	int sv[2];
+	pid_t p;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		fatal("socketpair: %m");
+	p = fork();
+	if (p < 0)
+		fatal("fork: %m");
+	if (p == 0) {
+		char *argv[] = { "winrmd-net", M.debug ? "-d" : NULL, NULL };
+		char *envp[] = { "LANG=C.UTF-8", NULL };
+		sigset_t none;
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Move both out of the way first: either may already sit on 3 or 4. */
+		int ipc = fcntl(sv[1], F_DUPFD, 10), exe = fcntl(M.exe_fd, F_DUPFD, 10);
+		if (ipc < 0 || exe < 0 || dup2(ipc, WINRMD_WORKER_IPC_FD) < 0 ||
+		    dup2(exe, WINRMD_WORKER_IPC_FD + 1) < 0)
+			_exit(70);
+		close_range(WINRMD_WORKER_IPC_FD + 2, ~0U, 0);
+		drop_to_worker_user();
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		syscall(SYS_execveat, WINRMD_WORKER_IPC_FD + 1, "", argv, envp, AT_EMPTY_PATH);
+		log_err("cannot execute the worker: %m");
+		_exit(71);
+	}
+	close(sv[1]);
+	M.worker_pid = p;
+	M.worker_started_ms = now_ms();
+	if (ipc_chan_new(M.ev, sv[0], on_worker_msg, on_worker_close, NULL, &M.worker) < 0)
+		fatal("ipc channel: %m");
+	log_info("started worker %d", (int)p);
+	send_config();
+}
+
+/* ---- listening sockets ------------------------------------------------ */
+
+static char *listener_key(const struct conf_listener *l)
+{
+	return xasprintf("%s|%s|%llu", conf_transport_name(l->transport), l->address, l->port);
+}
+
+static int open_listener(const struct conf_listener *l, int *out)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int fd, one = 1, zero = 0, family;
+
+	if (!strcmp(l->address, "*") || strchr(l->address, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		family = AF_INET6;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)l->port);
+		if (strcmp(l->address, "*"))
+			inet_pton(AF_INET6, l->address, &s6->sin6_addr);
+		else
+			s6->sin6_addr = in6addr_any;
+		sl = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		family = AF_INET;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)l->port);
+		inet_pton(AF_INET, l->address, &s4->sin_addr);
+		sl = sizeof *s4;
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 && family == AF_INET6 && !strcmp(l->address, "*")) {
+		/* No IPv6 on this host: fall back to 0.0.0.0. */
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		memset(&ss, 0, sizeof ss);
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)l->port);
+		sl = sizeof *s4;
+		family = AF_INET;
+		fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	}
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, !strcmp(l->address, "*") ? &zero : &one,
+		    sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 256) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*out = fd;
+	return 0;
+}
+
+static bool sockaddr_matches(int fd, const struct conf_listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char addr[INET6_ADDRSTRLEN] = "";
+	unsigned port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return false;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		port = ntohs(s4->sin_port);
+		inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		port = ntohs(s6->sin6_port);
+		inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+	}
+	if (port != l->port)
+		return false;
+	return !strcmp(l->address, "*") || !strcmp(l->address, addr);
+}
+
+/*
+ * Make M.listeners match the configuration: keep sockets whose identity is
+ * unchanged (so a reload never drops a listening port), open new ones, close
+ * the rest.  Socket-activated descriptors are used when they match.
+ */
+static int sync_listeners(const struct conf *c, int *activated, size_t n_activated)
+{
+	struct mon_listener next[CONF_MAX_LISTENERS];
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < M.n_listeners; i++)
+		M.listeners[i].used = false;
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		char *key;
+		int fd = -1;
+
+		if (!l->enabled)
+			continue;
+		key = listener_key(l);
+		for (size_t j = 0; j < M.n_listeners && fd < 0; j++)
+			if (!M.listeners[j].used && !strcmp(M.listeners[j].key, key)) {
+				M.listeners[j].used = true;
+				fd = M.listeners[j].fd;
+			}
+		for (size_t j = 0; j < n_activated && fd < 0; j++)
+			if (activated[j] >= 0 && sockaddr_matches(activated[j], l)) {
+				fd = activated[j];
+				activated[j] = -1;
+				log_info("listener %s: using socket-activated descriptor", l->name);
+			}
+		if (fd < 0) {
+			r = open_listener(l, &fd);
+			if (r < 0) {
+				log_err_errno(r, "listener %s: cannot listen on %s port %llu", l->name,
+				    l->address, l->port);
+				free(key);
+				for (size_t k = 0; k < n; k++) {
+					bool old = false;
+					for (size_t j = 0; j < M.n_listeners; j++)
+						old |= M.listeners[j].fd == next[k].fd;
+					if (!old)
+						close(next[k].fd);
+					free(next[k].key);
+				}
+				return r;
+			}
+			log_info("listener %s: %s on %s port %llu", l->name,
+			    conf_transport_name(l->transport), l->address, l->port);
+		}
+		next[n].key = key;
+		next[n].fd = fd;
+		next[n].used = true;
+		n++;
+	}
+	for (size_t j = 0; j < M.n_listeners; j++) {
+		if (!M.listeners[j].used)
+			close(M.listeners[j].fd);
+		free(M.listeners[j].key);
+	}
+	for (size_t j = 0; j < n_activated; j++)
+		if (activated[j] >= 0) {
+			log_warn("socket-activated descriptor %d matches no listener; closing it", activated[j]);
+			close(activated[j]);
+			activated[j] = -1;
+		}
+	memcpy(M.listeners, next, n * sizeof *next);
+	M.n_listeners = n;
+	return 0;
+}
+
+/* Create the default self-signed certificate when an HTTPS listener uses it and it is missing. */
+static int ensure_certificates(const struct conf *c)
+{
+	char err[512];
+
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		if (!l->enabled || l->transport != CONF_HTTPS)
+			continue;
+		if (access(l->cert_file, F_OK) == 0 || access(l->key_file, F_OK) == 0)
+			continue;
+		if (strcmp(l->cert_file, CONF_DEFAULT_CERT) || strcmp(l->key_file, CONF_DEFAULT_KEY))
+			continue;       /* explicit paths must exist; send_config reports it */
+		log_notice("generating a self-signed certificate %s", l->cert_file);
+		if (tls_generate_self_signed(l->cert_file, l->key_file, 3072, 365, NULL, err,
+		    sizeof err) < 0)
+			return log_err_errno(EIO, "%s", err);
+	}
+	return 0;
+}
+
+/* ---- signals and reaping --------------------------------------------- */
+
+static void child_exited(pid_t pid, int status)
+{
+	for (size_t i = 0; i < M.n_children; i++) {
+		struct mon_session *s;
+		struct ipc_out o;
+
+		if (M.children[i].pid != pid)
+			continue;
+		s = M.children[i].s;
+		M.children[i] = M.children[--M.n_children];
+		ipc_out_init(&o, IPC_CHILD_EXIT);
+		ipc_put_u64(&o, s->id);
+		ipc_put_u32(&o, (uint32_t)pid);
+		ipc_put_i32(&o, status);
+		send_worker(&o);
+		if (--s->nchildren == 0 && s->closing)
+			session_destroy(s);
+		return;
+	}
+}
+
+static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	int status;
+	pid_t pid;
+	(void)s; (void)si; (void)userdata;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == M.worker_pid)
+			worker_exited(status);
+		else
+			child_exited(pid, status);
+	}
+	if (M.stopping && M.worker_pid == 0 && M.n_children == 0)
+		sd_event_exit(M.ev, 0);
+	return 0;
+}
+
+static int load_config(struct conf *c, char *err, size_t errlen)
+{
+	int r;
+
+	if (M.use_embedded)
+		return conf_load_embedded(c);
+	r = conf_load(M.conf_path, c, err, errlen);
+	return r;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct conf next;
+	char err[1024];
+	struct timespec ts;
+	(void)s; (void)si; (void)userdata;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+	if (load_config(&next, err, sizeof err) < 0) {
+		log_err("reload failed, keeping the running configuration: %s", err);
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	if (ensure_certificates(&next) < 0 || sync_listeners(&next, NULL, 0) < 0) {
+		log_err("reload failed, keeping the running configuration");
+		conf_free(&next);
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	conf_free(&M.conf);
+	M.conf = next;
+	log_notice("configuration reloaded from %s", M.conf.path);
+	M.reloading = true;
+	if (M.worker)
+		send_config();
+	else
+		sd_notify(0, "READY=1");
+	return 0;
+}
+
+static int stop_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s; (void)usec; (void)userdata;
+	/* Anything still alive after the grace period is killed. */
+	for (size_t i = 0; i < M.n_children; i++)
+		kill(-M.children[i].pid, SIGKILL);
+	if (M.worker_pid > 0)
+		kill(M.worker_pid, SIGKILL);
+	if (M.worker_pid == 0 && M.n_children == 0)
+		sd_event_exit(M.ev, 0);
+	return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	sd_event_source *t = NULL;
+	(void)s; (void)userdata;
+
+	if (M.stopping)
+		return 0;
+	M.stopping = true;
+	log_notice("received signal %u, shutting down", si->ssi_signo);
+	sd_notify(0, "STOPPING=1");
+	if (M.worker_pid > 0)
+		kill(M.worker_pid, SIGTERM);
+	for (size_t i = M.n_sessions; i-- > 0;)
+		session_close(M.sessions[i]);
+	sd_event_add_time_relative(M.ev, &t, CLOCK_MONOTONIC, 5 * 1000000ULL, 0, stop_tick, NULL);
+	sd_event_source_set_floating(t, 1);
+	sd_event_source_unref(t);
+	if (M.worker_pid == 0 && M.n_children == 0)
+		sd_event_exit(M.ev, 0);
+	return 0;
+}
+
+/* Every second: SIGKILL the process groups of sessions that ignore SIGTERM. */
+static int reaper_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	static uint64_t last;
+	(void)userdata;
+
+	for (size_t i = 0; i < M.n_sessions; i++)
+		if (M.sessions[i]->closing && last)
+			session_signal_all(M.sessions[i], SIGKILL);
+	last = usec;
+	sd_event_source_set_time(s, usec + 3 * 1000000ULL);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
+}
+
+int mon_main(const char *conf_path, bool embedded, bool debug)
+{
+	int *activated = NULL, n_act, r;
+	char err[1024];
+	struct passwd *pw;
+	sd_event_source *tick = NULL;
+	struct rlimit rl;
+	sigset_t ss;
+
+	M.conf_path = conf_path;
+	M.use_embedded = embedded;
+	M.debug = debug;
+	if (geteuid() != 0)
+		fatal("winrmd must be started as root (it runs logins and drops privileges itself)");
+	M.exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (M.exe_fd < 0)
+		fatal("cannot open /proc/self/exe: %m");
+	if (load_config(&M.conf, err, sizeof err) < 0)
+		fatal("%s", err);
+	log_info("configuration from %s", M.conf.path);
+	if (mon_ensure_system_user(WINRMD_USER) < 0 || !(pw = getpwnam(WINRMD_USER)))
+		fatal("no system user %s and it could not be created", WINRMD_USER);
+	M.worker_uid = pw->pw_uid;
+	M.worker_gid = pw->pw_gid;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	if (ensure_certificates(&M.conf) < 0)
+		fatal("cannot prepare TLS certificates");
+	n_act = sd_listen_fds(1);
+	if (n_act > 0) {
+		activated = xcalloc((size_t)n_act, sizeof *activated);
+		for (int i = 0; i < n_act; i++) {
+			int fd = SD_LISTEN_FDS_START + i;
+			if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+				log_warn("socket-activated descriptor %d is not a listening stream socket", fd);
+				close(fd);
+				fd = -1;
+			} else {
+				fd_cloexec(fd, true);
+				fd_nonblock(fd, true);
+			}
+			activated[i] = fd;
+		}
+	}
+	r = sync_listeners(&M.conf, activated, n_act > 0 ? (size_t)n_act : 0);
+	free(activated);
+	if (r < 0)
+		fatal("cannot open listeners");
+	if (M.n_listeners == 0)
+		log_warn("no enabled listeners: winrmd will not accept connections");
+
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGCHLD);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sd_event_default(&M.ev) < 0)
+		fatal("sd_event_default failed");
+	sd_event_add_signal(M.ev, NULL, SIGCHLD, on_sigchld, NULL);
+	sd_event_add_signal(M.ev, NULL, SIGHUP, on_sighup, NULL);
+	sd_event_add_signal(M.ev, NULL, SIGTERM, on_sigterm, NULL);
+	sd_event_add_signal(M.ev, NULL, SIGINT, on_sigterm, NULL);
+	sd_event_add_time_relative(M.ev, &tick, CLOCK_MONOTONIC, 3 * 1000000ULL, 0, reaper_tick, NULL);
+	sd_event_set_watchdog(M.ev, true);
+
+	worker_start();
+	r = sd_event_loop(M.ev);
+	log_info("stopped");
+	for (size_t i = M.n_sessions; i-- > 0;)
+		session_destroy(M.sessions[i]);
+	sd_event_source_unref(tick);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * mon.h - the root monitor's internal interfaces (monitor only).
+ *
+ * The monitor owns everything that needs root: configuration files, listening
+ * sockets, key files, PAM, and the creation of processes as other users.  It
+ * never parses network bytes; the worker's requests arrive through ipc.c and
+ * every argument is re-checked here.
+ */
+#ifndef WINRMD_MON_H
+#define WINRMD_MON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <security/pam_appl.h>
+
+#include "conf.h"
+
+/* A login the monitor verified itself (one per Basic credential and connection). */
+struct mon_login {
+	uint64_t id;
+	char *user;
+	uid_t uid;
+	gid_t gid;
+	char *remote;
+};
+
+/* An open PAM session, the parent of one shell's processes. */
+struct mon_session {
+	uint64_t id;
+	char *user;
+	uid_t uid;
+	gid_t gid;
+	char *home, *shell;
+	char *shell_id;         /* for logs */
+	char *remote;
+	pam_handle_t *pamh;
+	void *conv_data;        /* owned, lives as long as pamh */
+	char **pam_env;
+	unsigned nchildren;
+	bool closing;
+};
+
+/* mon_pam.c */
+int mon_pam_authenticate(const char *service, const char *user, const char *password,
+    const char *remote, char **canon_user);
+bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid);
+int mon_pam_open_session(const char *service, struct mon_session *s);
+void mon_pam_close_session(struct mon_session *s);
+
+/* mon_spawn.c */
+int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
+    pid_t *pid, int fds[3]);
+
+/* mon_user.c helpers shared with the worker start-up */
+int mon_ensure_system_user(const char *name);
+
+#endif

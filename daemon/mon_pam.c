@@ -1,0 +1,178 @@
+/*
+ * mon_pam.c - password checks, account checks and login sessions through
+ * PAM (monitor).
+ *
+ * The conversation answers only the password prompt; the PAM fail delay is
+ * taken over (PAM_FAIL_DELAY) so a wrong password does not stall the whole
+ * monitor: mon.c delays the negative answer with a timer instead.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mon.h"
+#include "util.h"
+
+struct conv_data {
+	const char *user;
+	const char *password;
+};
+
+static int conv_fn(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
+{
+	struct conv_data *cd = data;
+	struct pam_response *r;
+
+	if (n <= 0 || n > PAM_MAX_NUM_MSG)
+		return PAM_CONV_ERR;
+	r = xcalloc((size_t)n, sizeof *r);
+	for (int i = 0; i < n; i++) {
+		switch (msg[i]->msg_style) {
+		case PAM_PROMPT_ECHO_OFF:
+			if (!cd->password)
+				goto fail;
+			r[i].resp = xstrdup(cd->password);
+			break;
+		case PAM_PROMPT_ECHO_ON:
+			/* Only a user name prompt can be answered without a terminal. */
+			if (!cd->user)
+				goto fail;
+			r[i].resp = xstrdup(cd->user);
+			break;
+		case PAM_ERROR_MSG:
+		case PAM_TEXT_INFO:
+			log_debug("pam: %s", msg[i]->msg ? msg[i]->msg : "");
+			break;
+		default:
+			goto fail;
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+fail:
+	for (int i = 0; i < n; i++)
+		free_secret_str(r[i].resp);
+	free(r);
+	return PAM_CONV_ERR;
+}
+
+static void no_fail_delay(int status, unsigned delay, void *appdata)
+{
+	(void)status; (void)delay; (void)appdata;
+}
+
+int mon_pam_authenticate(const char *service, const char *user, const char *password,
+    const char *remote, char **canon_user)
+{
+	struct conv_data cd = { user, password };
+	struct pam_conv conv = { conv_fn, &cd };
+	pam_handle_t *pamh = NULL;
+	const void *item = NULL;
+	int pr, result;
+
+	*canon_user = NULL;
+	pr = pam_start(service, user, &conv, &pamh);
+	if (pr != PAM_SUCCESS) {
+		log_err("pam_start(%s): %s", service, pam_strerror(pamh, pr));
+		return -EIO;
+	}
+	pam_set_item(pamh, PAM_RHOST, remote);
+	pam_set_item(pamh, PAM_RUSER, user);
+	pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)no_fail_delay);
+	pr = pam_authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+	if (pr != PAM_SUCCESS) {
+		log_debug("pam_authenticate(%s): %s", user, pam_strerror(pamh, pr));
+		result = (pr == PAM_ACCT_EXPIRED || pr == PAM_PERM_DENIED) ? -EACCES : -EPERM;
+		goto out;
+	}
+	/* A module may rewrite the user; the name PAM settled on is the one we run as. */
+	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || !item) {
+		result = -EIO;
+		goto out;
+	}
+	pr = pam_acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+	if (pr != PAM_SUCCESS) {
+		log_debug("pam_acct_mgmt(%s): %s", user, pam_strerror(pamh, pr));
+		result = -EACCES;   /* expired, locked, or a password change is due */
+		goto out;
+	}
+	*canon_user = xstrdup(item);
+	result = 0;
+out:
+	pam_end(pamh, pr | PAM_DATA_SILENT);
+	return result;
+}
+
+bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid)
+{
+	gid_t groups[256];
+	int ng = (int)ARRAY_SIZE(groups);
+
+	if (uid == 0)
+		return true;
+	if (conf_list_has(c->service.allowed_users, user))
+		return true;
+	if (getgrouplist(user, gid, groups, &ng) < 0)
+		ng = (int)ARRAY_SIZE(groups);  /* truncated: check what we got */
+	for (int i = 0; i < ng; i++) {
+		struct group *g = getgrgid(groups[i]);
+		if (g && conf_list_has(c->service.allowed_groups, g->gr_name))
+			return true;
+	}
+	return false;
+}
+
+int mon_pam_open_session(const char *service, struct mon_session *s)
+{
+	static struct pam_conv conv = { conv_fn, NULL };
+	struct conv_data *cd = xcalloc(1, sizeof *cd);
+	int pr;
+
+	cd->user = s->user;
+	conv.appdata_ptr = cd;
+	pr = pam_start(service, s->user, &conv, &s->pamh);
+	if (pr != PAM_SUCCESS) {
+		free(cd);
+		log_err("pam_start(%s): %s", service, pam_strerror(s->pamh, pr));
+		s->pamh = NULL;
+		return -EIO;
+	}
+	pam_set_item(s->pamh, PAM_RHOST, s->remote);
+	pam_set_item(s->pamh, PAM_TTY, "winrm");
+	/* Let pam_systemd register a proper non-interactive logind session. */
+	pam_putenv(s->pamh, "XDG_SESSION_CLASS=user");
+	pam_putenv(s->pamh, "XDG_SESSION_TYPE=unspecified");
+	pr = pam_acct_mgmt(s->pamh, PAM_SILENT);
+	if (pr == PAM_SUCCESS)
+		pr = pam_open_session(s->pamh, PAM_SILENT);
+	if (pr != PAM_SUCCESS) {
+		log_warn("pam session for %s refused: %s", s->user, pam_strerror(s->pamh, pr));
+		pam_end(s->pamh, pr);
+		s->pamh = NULL;
+		free(cd);
+		return -EACCES;
+	}
+	s->pam_env = pam_getenvlist(s->pamh);
+	s->conv_data = cd;
+	return 0;
+}
+
+void mon_pam_close_session(struct mon_session *s)
+{
+	if (!s->pamh)
+		return;
+	pam_close_session(s->pamh, PAM_SILENT);
+	pam_end(s->pamh, PAM_SUCCESS);
+	s->pamh = NULL;
+	free(s->conv_data);
+	s->conv_data = NULL;
+	if (s->pam_env) {
+		for (char **e = s->pam_env; *e; e++)
+			free(*e);
+		free(s->pam_env);
+		s->pam_env = NULL;
+	}
+}

@@ -1,0 +1,186 @@
+/*
+ * mon_spawn.c - start a runspace process as the session's user (monitor;
+ * the child part runs in the new process until execve).
+ *
+ * The order follows sshd: fork; in the child a new session (its own process
+ * group, so signals reach the whole command), initgroups, pam_setcred,
+ * setresgid/setresuid and a check that none can be undone, a clean
+ * environment, the user's home or the requested directory, no inherited
+ * descriptors, then execve.  The parent keeps only the pipe ends and hands
+ * them to the worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "log.h"
+#include "mon.h"
+#include "util.h"
+
+/* Variables a client may not set: identity, and anything that loads code. */
+static const char *const env_deny_exact[] = {
+	"HOME", "USER", "LOGNAME", "SHELL", "MAIL", "IFS", "ENV", "BASH_ENV", "SHELLOPTS",
+	"BASHOPTS", "PS4", "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN",
+	"LOCPATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
+	"GLIBC_TUNABLES", "NIS_PATH", "XDG_RUNTIME_DIR", "XDG_SESSION_ID", "KRB5CCNAME",
+	"SSH_AUTH_SOCK", "PYTHONSTARTUP", "PERL5OPT", "NODE_OPTIONS", "DOTNET_STARTUP_HOOKS",
+};
+static const char *const env_deny_prefix[] = {
+	"LD_", "DYLD_", "MALLOC_", "BASH_FUNC_", "WINRMD_", "PAM_", "CORECLR_", "COMPlus_",
+};
+
+static bool env_name_ok(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t n;
+
+	if (!eq || eq == kv)
+		return false;
+	n = (size_t)(eq - kv);
+	if (n > 255 || strlen(eq + 1) > 32767)
+		return false;
+	if (!((kv[0] >= 'A' && kv[0] <= 'Z') || (kv[0] >= 'a' && kv[0] <= 'z') || kv[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = kv[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(env_deny_exact); i++)
+		if (strlen(env_deny_exact[i]) == n && !strncmp(kv, env_deny_exact[i], n))
+			return false;
+	for (size_t i = 0; i < ARRAY_SIZE(env_deny_prefix); i++)
+		if (!strncmp(kv, env_deny_prefix[i], strlen(env_deny_prefix[i])))
+			return false;
+	return true;
+}
+
+/* Replace or add name=value in a NULL-terminated vector of at most max entries. */
+static void env_set(char **env, size_t *n, size_t max, const char *kv)
+{
+	size_t nl = (size_t)(strchr(kv, '=') - kv) + 1;
+
+	for (size_t i = 0; i < *n; i++)
+		if (!strncmp(env[i], kv, nl)) {
+			env[i] = (char *)kv;
+			return;
+		}
+	if (*n + 1 < max) {
+		env[(*n)++] = (char *)kv;
+		env[*n] = NULL;
+	}
+}
+
+static _Noreturn void child_fail(const char *what)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof msg, "winrmd: cannot start the command: %s: %s\n", what,
+	    strerror(errno));
+	if (n > 0)
+		(void)!write(STDERR_FILENO, msg, (size_t)n);
+	_exit(126);
+}
+
+static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
+    char **client_env, int in[2], int out[2], int err[2])
+{
+	char *env[512];
+	size_t n = 0;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	sigset_t all;
+	char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char rootpath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+	/* Signals were blocked for sd-event in the monitor; the user gets defaults. */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+
+	if (setsid() < 0)
+		child_fail("setsid");
+	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+		_exit(126);
+	if (close_range(3, ~0U, 0) < 0)
+		for (int fd = 3; fd < 65536; fd++)
+			close(fd);
+
+	if (initgroups(s->user, s->gid) < 0)
+		child_fail("initgroups");
+	/* PAM credentials may add groups; initgroups above reset them. */
+	if (s->pamh)
+		pam_setcred(s->pamh, PAM_ESTABLISH_CRED | PAM_SILENT);
+	if (setresgid(s->gid, s->gid, s->gid) < 0)
+		child_fail("setresgid");
+	if (setresuid(s->uid, s->uid, s->uid) < 0)
+		child_fail("setresuid");
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != s->uid || eu != s->uid || su != s->uid ||
+	    rg != s->gid || eg != s->gid || sg != s->gid)
+		_exit(126);
+	if (s->uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		_exit(126);     /* the drop must not be reversible */
+
+	env[0] = NULL;
+	for (char **e = s->pam_env; e && *e; e++)
+		env_set(env, &n, ARRAY_SIZE(env), *e);
+	env_set(env, &n, ARRAY_SIZE(env), s->uid == 0 ? rootpath : path);
+	env_set(env, &n, ARRAY_SIZE(env), xasprintf("HOME=%s", s->home));
+	env_set(env, &n, ARRAY_SIZE(env), xasprintf("USER=%s", s->user));
+	env_set(env, &n, ARRAY_SIZE(env), xasprintf("LOGNAME=%s", s->user));
+	env_set(env, &n, ARRAY_SIZE(env), xasprintf("SHELL=%s", s->shell));
+	if (!getenv("LANG"))
+		env_set(env, &n, ARRAY_SIZE(env), "LANG=C.UTF-8");
+	for (char **e = client_env; e && *e; e++)
+		if (env_name_ok(*e))
+			env_set(env, &n, ARRAY_SIZE(env), *e);
+
+	if (cwd && *cwd) {
+		if (chdir(cwd) < 0)
+			child_fail(cwd);
+	} else if (chdir(s->home) < 0 && chdir("/") < 0) {
+		child_fail("chdir");
+	}
+	execve(argv[0], argv, env);
+	child_fail(argv[0]);
+}
+
+int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
+    pid_t *pid, int fds[3])
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	pid_t p;
+
+	if (!argv || !argv[0] || argv[0][0] != '/')
+		return -EINVAL;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		goto fail;
+	p = fork();
+	if (p < 0)
+		goto fail;
+	if (p == 0)
+		child(s, cwd, argv, client_env, in, out, err);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	*pid = p;
+	fds[0] = in[1];
+	fds[1] = out[0];
+	fds[2] = err[0];
+	s->nchildren++;
+	return 0;
+fail:;
+	int e = -errno;
+	close_safe(&in[0]); close_safe(&in[1]);
+	close_safe(&out[0]); close_safe(&out[1]);
+	close_safe(&err[0]); close_safe(&err[1]);
+	return e;
+}

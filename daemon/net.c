@@ -1,0 +1,292 @@
+/*
+ * net.c - the worker's event loop, its channel to the monitor and the
+ * configuration hand-over (worker, user winrmd).
+ *
+ * Everything here runs in one sd-event loop: libmicrohttpd's epoll fds,
+ * the IPC channel, runspace pipes and timers.  Nothing blocks.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <systemd/sd-event.h>
+
+#include "http.h"
+#include "log.h"
+#include "net.h"
+#include "shell.h"
+#include "soap.h"
+#include "util.h"
+#include "winrmd.h"
+
+struct net_state NET;
+
+struct net_call {
+	struct net_call *next;
+	uint32_t id;
+	net_reply_fn fn;
+	void *ctx;
+};
+static struct net_call *calls;
+static uint32_t next_id = 1;
+
+uint32_t net_call_prepare(struct ipc_out *o, uint32_t type)
+{
+	uint32_t id = next_id++;
+
+	if (next_id == 0)
+		next_id = 1;
+	ipc_out_init(o, type);
+	ipc_put_u32(o, id);
+	return id;
+}
+
+uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx)
+{
+	struct net_call *c = xcalloc(1, sizeof *c);
+	uint32_t id;
+
+	memcpy(&id, o->b.data + 4, 4);  /* written by net_call_prepare */
+	c->id = id;
+	c->fn = fn;
+	c->ctx = ctx;
+	c->next = calls;
+	calls = c;
+	net_send(o);
+	return id;
+}
+
+void net_call_cancel(uint32_t id)
+{
+	for (struct net_call *c = calls; c; c = c->next)
+		if (c->id == id && c->fn) {
+			net_reply_fn fn = c->fn;
+			c->fn = NULL;   /* the reply, when it comes, is dropped */
+			fn(c->ctx, NULL);
+		}
+}
+
+void net_send(struct ipc_out *o)
+{
+	if (NET.mon)
+		ipc_send(NET.mon, o);
+	else
+		ipc_out_free(o);
+}
+
+static void dispatch_reply(struct ipc_msg *m)
+{
+	uint32_t id = ipc_u32(m);
+
+	for (struct net_call **pp = &calls; *pp; pp = &(*pp)->next) {
+		struct net_call *c = *pp;
+		if (c->id != id)
+			continue;
+		*pp = c->next;
+		if (c->fn)
+			c->fn(c->ctx, m);
+		else
+			m->off = m->len;        /* cancelled: drop it whole */
+		for (size_t i = 0; i < m->nfds; i++)
+			if (m->fds[i] >= 0) {   /* fds of a cancelled spawn */
+				close(m->fds[i]);
+				m->fds[i] = -1;
+			}
+		free(c);
+		return;
+	}
+	m->bad = true;  /* a reply nobody asked for */
+}
+
+static void cert_hash(struct net_listener *l)
+{
+	BIO *b = BIO_new_mem_buf(l->cert_pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	const EVP_MD *md = EVP_sha256();
+	int nid;
+
+	/* RFC 5929: the certificate's own hash unless that is MD5/SHA-1, then SHA-256. */
+	if (x && OBJ_find_sigid_algs(X509_get_signature_nid(x), &nid, NULL) &&
+	    (nid == NID_sha384 || nid == NID_sha512))
+		md = EVP_get_digestbynid(nid);
+	if (x)
+		X509_digest(x, md, l->cert_hash, &l->cert_hash_len);
+	X509_free(x);
+	BIO_free(b);
+}
+
+static void listener_free(struct net_listener *l)
+{
+	if (!l)
+		return;
+	http_listener_stop(l);
+	close_safe(&l->fd);
+	free(l->name);
+	free(l->cert_pem);
+	freezero(l->key_pem, l->key_len + 1);
+	free(l);
+}
+
+static void h_listener(struct ipc_msg *m)
+{
+	const char *name = ipc_str(m);
+	uint32_t transport = ipc_u32(m);
+	const char *cert = ipc_str(m);
+	size_t keylen;
+	const unsigned char *key = ipc_bytes(m, &keylen);
+	int fd = ipc_fd(m, 0);
+	struct net_listener *l;
+
+	if (!ipc_end(m) || transport > 1 || NET.n_staged >= CONF_MAX_LISTENERS) {
+		m->bad = true;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	l = xcalloc(1, sizeof *l);
+	l->name = xstrdup(name);
+	l->transport = (int)transport;
+	l->fd = fd;
+	if (transport == CONF_HTTPS) {
+		l->cert_pem = xstrdup(cert);
+		l->key_pem = xmalloc(keylen + 1);
+		memcpy(l->key_pem, key, keylen);
+		l->key_pem[keylen] = '\0';
+		l->key_len = keylen;
+		cert_hash(l);
+	}
+	NET.staged[NET.n_staged++] = l;
+}
+
+static void h_config_done(struct ipc_msg *m)
+{
+	struct conf next;
+	char err[512];
+	struct ipc_out o;
+
+	if (!ipc_end(m))
+		return;
+	if (!NET.staged_conf || conf_parse(NET.staged_conf, strlen(NET.staged_conf), "(monitor)",
+	    &next, err, sizeof err) < 0) {
+		log_err("configuration from the monitor does not parse: %s", err);
+		m->bad = true;
+		return;
+	}
+	free(NET.staged_conf);
+	NET.staged_conf = NULL;
+	if (NET.configured)
+		conf_free(&NET.conf);
+	NET.conf = next;
+	NET.configured = true;
+	/* Listeners are replaced wholesale; the sockets themselves stayed open in the monitor. */
+	for (size_t i = 0; i < NET.n_ls; i++)
+		listener_free(NET.ls[i]);
+	NET.n_ls = 0;
+	for (size_t i = 0; i < NET.n_staged; i++) {
+		struct net_listener *l = NET.staged[i];
+		if (http_listener_start(l) < 0) {
+			log_err("listener %s could not start", l->name);
+			listener_free(l);
+			continue;
+		}
+		NET.ls[NET.n_ls++] = l;
+	}
+	NET.n_staged = 0;
+	shell_config_changed();
+	ipc_out_init(&o, IPC_WORKER_READY);
+	net_send(&o);
+}
+
+static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
+{
+	(void)ch; (void)userdata;
+
+	switch (m->type) {
+	case IPC_CONFIG:
+		free(NET.staged_conf);
+		NET.staged_conf = xstrdup(ipc_str(m));
+		ipc_end(m);
+		for (size_t i = 0; i < NET.n_staged; i++)
+			listener_free(NET.staged[i]);
+		NET.n_staged = 0;
+		break;
+	case IPC_LISTENER: h_listener(m); break;
+	case IPC_CONFIG_DONE: h_config_done(m); break;
+	case IPC_AUTH_RESULT:
+	case IPC_SESSION_RESULT:
+	case IPC_SPAWN_RESULT:
+		dispatch_reply(m);
+		break;
+	case IPC_CHILD_EXIT: {
+		uint64_t session = ipc_u64(m);
+		uint32_t pid = ipc_u32(m);
+		int32_t status = ipc_i32(m);
+		if (ipc_end(m))
+			shell_child_exited(session, (int)pid, status);
+		break;
+	}
+	default:
+		m->bad = true;
+		break;
+	}
+}
+
+static void on_mon_close(struct ipc_chan *ch, void *userdata)
+{
+	(void)ch; (void)userdata;
+	/* Without the monitor nobody can log in: stop, the monitor restarts us. */
+	log_err("monitor channel closed; exiting");
+	sd_event_exit(NET.ev, 1);
+}
+
+static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)s; (void)si; (void)userdata;
+	sd_event_exit(NET.ev, 0);
+	return 0;
+}
+
+int net_main(bool debug)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	sigset_t ss;
+	int r;
+	(void)debug;
+
+	/* The channel must be the monitor's: a root peer on a seqpacket pair. */
+	if (getsockopt(WINRMD_WORKER_IPC_FD, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+	    (cred.uid != 0 && cred.uid != getuid()))
+		fatal("winrmd-net must be started by the winrmd monitor");
+	close(WINRMD_WORKER_IPC_FD + 1);        /* the executable fd used by execveat */
+	if (getuid() == 0)
+		log_warn("worker is running as root (the monitor could not drop privileges)");
+	gethostname(NET.hostname, sizeof NET.hostname - 1);
+	soap_init();
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sd_event_new(&NET.ev) < 0)
+		fatal("sd_event_new failed");
+	sd_event_add_signal(NET.ev, NULL, SIGTERM, on_term, NULL);
+	sd_event_add_signal(NET.ev, NULL, SIGINT, on_term, NULL);
+	sd_event_add_signal(NET.ev, NULL, SIGHUP, NULL, NULL);
+	if (ipc_chan_new(NET.ev, WINRMD_WORKER_IPC_FD, on_mon_msg, on_mon_close, NULL, &NET.mon) < 0)
+		fatal("ipc channel");
+	shell_init();
+	r = sd_event_loop(NET.ev);
+	shell_shutdown();
+	for (size_t i = 0; i < NET.n_ls; i++)
+		listener_free(NET.ls[i]);
+	return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,50 @@
+/*
+ * wlimits.h - every hard limit of winrmd, in one place.
+ *
+ * Used by all processes.  A limit that the configuration can change has its
+ * default here and its range in config/conf.c; the rest are fixed so that a
+ * reader can see the worst case of every buffer at a glance.
+ */
+#ifndef WINRMD_WLIMITS_H
+#define WINRMD_WLIMITS_H
+
+/* HTTP front end (libmicrohttpd). */
+#define HTTP_CONN_MEMORY_LIMIT      (64 * 1024)   /* headers + read buffer per connection */
+#define HTTP_PER_IP_CONN_LIMIT      64
+#define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
+#define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
+/* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
+#define HTTP_BODY_OVERHEAD          4096
+
+/* SOAP / XML. */
+#define SOAP_MAX_DEPTH              48            /* a WS-Man envelope is about 8 deep */
+#define SOAP_MAX_SELECTORS          16
+#define SOAP_MAX_OPTIONS            32
+#define SOAP_MAX_URI                2048
+#define SOAP_MAX_ID                 256           /* MessageID, SessionId, ShellId ... */
+#define SOAP_MIN_ENVELOPE           8192          /* MS-WSMV: below this is an EncodingLimit fault */
+
+/* Authentication. */
+#define AUTH_MAX_HEADER             16384
+#define AUTH_MAX_USER               256
+#define AUTH_MAX_PASSWORD           1024
+#define AUTH_FAIL_DELAY_MS          2000          /* answer a failed login after this long */
+
+/* IPC between monitor and worker. */
+#define IPC_MAX_MSG                 (256 * 1024)
+#define IPC_MAX_FDS                 4
+#define IPC_MAX_STRING              (128 * 1024)
+#define MON_MAX_LOGINS              4096          /* verified logins the monitor remembers */
+#define MON_MAX_SESSIONS            8192
+#define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
+
+/* Configuration file. */
+#define CONF_MAX_LINE               4096
+#define CONF_MAX_LISTENERS          32
+#define CONF_MAX_FILE               (1024 * 1024)
+#define CONF_MAX_LIST               64            /* items in a list value such as AllowedGroups */
+
+/* TLS material handed to the worker. */
+#define TLS_MAX_PEM                 (64 * 1024)
+
+#endif

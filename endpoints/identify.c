@@ -1,0 +1,48 @@
+/*
+ * identify.c - wsmid:Identify (worker).
+ *
+ * Test-WSMan and every "is WinRM there?" probe send this.  Unauthenticated,
+ * the operating system version is hidden, as Windows hides it; clients read
+ * "Stack: 3.0" to decide which protocol features the server has.
+ */
+#include <stdio.h>
+#include <sys/utsname.h>
+
+#include "net.h"
+#include "wsman.h"
+#include "winrmd.h"
+
+#define PROFILE "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/"
+
+void ep_identify(struct wsman_call *c, bool authenticated)
+{
+	struct soap_reply r;
+	struct utsname u;
+	char ver[200];
+
+	if (authenticated && uname(&u) == 0)
+		snprintf(ver, sizeof ver, "OS: %.60s SP: 0.0 Stack: 3.0", u.release);
+	else
+		snprintf(ver, sizeof ver, "OS: 0.0.0 SP: 0.0 Stack: 3.0");
+	soap_reply_begin(&r, NULL, NULL);
+	soap_w_start(&r, "wsmid:IdentifyResponse");
+	soap_w_attr(&r, "xmlns:wsmid", NS_WSMID);
+	soap_w_elem(&r, "wsmid:ProtocolVersion", "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd");
+	soap_w_elem(&r, "wsmid:ProductVendor", "winrmd");
+	soap_w_elem(&r, "wsmid:ProductVersion", ver);
+	soap_w_start(&r, "wsmid:SecurityProfiles");
+	if (c->https) {
+		if (NET.conf.auth.basic)
+			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/basic");
+		if (NET.conf.auth.certificate)
+			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/mutual");
+		if (NET.conf.auth.negotiate || NET.conf.auth.kerberos)
+			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/spnego-kerberos");
+	} else {
+		if (NET.conf.auth.basic && NET.conf.service.allow_unencrypted)
+			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/basic");
+		if (NET.conf.auth.negotiate || NET.conf.auth.kerberos)
+			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/spnego-kerberos");
+	}
+	wsman_reply(c, &r);
+}
