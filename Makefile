@@ -68,3 +68,6 @@ clean:
 	rm -rf build build-clang build-san
 
 .PHONY: all deps check-deps run unit check check-clang clean
+
+# libFuzzer harnesses (tests/fuzz/fuzz.mk): `make fuzz` runs each for FUZZ_SECONDS.
+-include tests/fuzz/fuzz.mk

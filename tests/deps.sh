@@ -1,0 +1,47 @@
+#!/bin/sh
+# Install what winrmd needs on a Debian 12 machine, as root.
+#   deps.sh build   - compiler and libraries (for `make`, `make run`)
+#   deps.sh check   - plus everything the test suite drives
+# Only missing packages are installed; a second run does nothing.
+set -eu
+mode=${1:-build}
+
+build_pkgs="gcc clang make pkg-config libmicrohttpd-dev libxml2-dev libssl-dev
+ libsystemd-dev libpam0g-dev openssl passwd login python3 python3-winrm"
+check_pkgs="python3-venv python3-pip winrmcp krb5-kdc krb5-admin-server krb5-user
+ libkrb5-dev libgssapi-krb5-2 nftables iproute2 mandoc procps psmisc
+ libclang-rt-14-dev llvm-14 strace curl"
+
+want=$build_pkgs
+[ "$mode" = check ] && want="$build_pkgs $check_pkgs"
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps.sh: missing packages:$missing (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# PAM service for winrmd (Debian layout), unless the admin already has one.
+here=$(dirname "$0")
+if [ ! -f /etc/pam.d/winrmd ] && [ "$(id -u)" = 0 ]; then
+	install -m 0644 "$here/../packaging/pam/winrmd.debian" /etc/pam.d/winrmd
+fi
+
+if [ "$mode" = check ]; then
+	venv=${VENV:-build/venv}
+	if [ ! -x "$venv/bin/pytest" ]; then
+		python3 -m venv "$venv"
+		"$venv/bin/pip" install -q --upgrade pip
+	fi
+	"$venv/bin/pip" install -q -r "$here/integration/requirements.txt"
+fi
