@@ -63,6 +63,19 @@ const char *http_header(struct http_req *r, const char *name)
 	return MHD_lookup_connection_value(r->mc, MHD_HEADER_KIND, name);
 }
 
+bool http_client_alive(struct http_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char c;
+	ssize_t n;
+
+	if (!ci)
+		return false;
+	n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 void http_machine(struct http_req *r, char *out, size_t len)
 {
 	const char *host = http_header(r, "Host");
@@ -347,8 +360,9 @@ static int on_prepare(sd_event_source *s, void *userdata)
 	for (size_t i = 0; i < NET.n_ls; i++)
 		if (NET.ls[i]->d && MHD_get_timeout(NET.ls[i]->d, &t) == MHD_YES && t < best)
 			best = t;
+	/* Accuracy 1 µs: the default 250 ms slack would delay every TLS record. */
 	if (!NET.mhd_timer)
-		sd_event_add_time(NET.ev, &NET.mhd_timer, CLOCK_MONOTONIC, ~0ULL, 0, on_mhd_timer, NULL);
+		sd_event_add_time(NET.ev, &NET.mhd_timer, CLOCK_MONOTONIC, ~0ULL, 1, on_mhd_timer, NULL);
 	if (best == ~0ULL) {
 		sd_event_source_set_enabled(NET.mhd_timer, SD_EVENT_OFF);
 		return 0;

@@ -60,6 +60,11 @@ void http_respond_empty(struct http_req *r, int status);
 void http_respond_challenge(struct http_req *r);
 const char *http_header(struct http_req *r, const char *name);
 bool http_is_https(const struct http_req *r);
+/*
+ * For a suspended request: false if the client has closed the connection or
+ * sent anything (no WinRM client pipelines, so data means it gave up).
+ */
+bool http_client_alive(struct http_req *r);
 /* The host name as the client addressed us (for f:WSManFault/@Machine). */
 void http_machine(struct http_req *r, char *out, size_t len);
 

@@ -34,11 +34,14 @@ enum ipc_type {
 	IPC_AUTH_PASSWORD = 100, /* u32 req, str user, str password, str remote */
 	IPC_LOGIN_RELEASE,       /* u64 login */
 	IPC_SESSION_OPEN,        /* u32 req, u64 login, str shell_id, str resource, str remote */
-	IPC_SPAWN,               /* u32 req, u64 login, u64 session, str cwd, u32 argc, str argv..., u32 envc, str env... */
+	IPC_SPAWN,               /* u32 req, u64 login, u64 session, u32 flags, str cwd, u32 argc, str argv..., u32 envc, str env... */
 	IPC_SIGNAL,              /* u64 session, u32 pid, u32 signo */
 	IPC_SESSION_CLOSE,       /* u64 session */
 	IPC_WORKER_READY,        /* (empty): listeners are up */
 };
+
+/* IPC_SPAWN flags */
+#define IPC_SPAWN_MEMLIMIT 0x1  /* apply [Winrs] MaxMemoryPerShellMB as RLIMIT_AS */
 
 enum ipc_auth_result {
 	IPC_AUTH_OK = 0,

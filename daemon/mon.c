@@ -294,7 +294,7 @@ delay:;
 	p->req = req;
 	p->result = result;
 	if (sd_event_add_time_relative(M.ev, &p->timer, CLOCK_MONOTONIC,
-	    AUTH_FAIL_DELAY_MS * 1000ULL, 0, pending_fire, p) < 0) {
+	    AUTH_FAIL_DELAY_MS * 1000ULL, 1000, pending_fire, p) < 0) {
 		free(p);
 		auth_reply(req, result, NULL);
 		return;
@@ -366,6 +366,7 @@ static void h_spawn(struct ipc_msg *m)
 	char *argv[SPAWN_MAX_ARGS + 1], *env[SPAWN_MAX_ENV + 1];
 	uint32_t req = ipc_u32(m);
 	uint64_t login = ipc_u64(m), session = ipc_u64(m);
+	uint32_t flags = ipc_u32(m);
 	const char *cwd = ipc_str(m);
 	uint32_t argc = ipc_u32(m), envc;
 	struct mon_session *s;
@@ -401,7 +402,9 @@ static void h_spawn(struct ipc_msg *m)
 		log_warn("worker asked to spawn in a session of %s for a login of %s", s->user, l->user);
 		r = -EPERM;
 	} else {
-		r = mon_spawn(s, cwd, argv, env, &pid, fds);
+		unsigned long long mem = (flags & IPC_SPAWN_MEMLIMIT) ?
+		    M.conf.winrs.max_memory_mb * 1024ULL * 1024ULL : 0;
+		r = mon_spawn(s, cwd, argv, env, mem, &pid, fds);
 		if (r == 0)
 			child_add(pid, s);
 	}

@@ -51,7 +51,7 @@ void mon_pam_close_session(struct mon_session *s);
 
 /* mon_spawn.c */
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
-    pid_t *pid, int fds[3]);
+    unsigned long long mem_limit, pid_t *pid, int fds[3]);
 
 /* mon_user.c helpers shared with the worker start-up */
 int mon_ensure_system_user(const char *name);

@@ -89,7 +89,7 @@ static _Noreturn void child_fail(const char *what)
 }
 
 static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
-    char **client_env, int in[2], int out[2], int err[2])
+    char **client_env, unsigned long long mem_limit, int in[2], int out[2], int err[2])
 {
 	char *env[512];
 	size_t n = 0;
@@ -113,6 +113,10 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 		for (int fd = 3; fd < 65536; fd++)
 			close(fd);
 
+	if (mem_limit) {
+		struct rlimit rl = { mem_limit, mem_limit };
+		setrlimit(RLIMIT_AS, &rl);
+	}
 	if (initgroups(s->user, s->gid) < 0)
 		child_fail("initgroups");
 	/* PAM credentials may add groups; initgroups above reset them. */
@@ -154,7 +158,7 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 }
 
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
-    pid_t *pid, int fds[3])
+    unsigned long long mem_limit, pid_t *pid, int fds[3])
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	pid_t p;
@@ -167,7 +171,7 @@ int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client
 	if (p < 0)
 		goto fail;
 	if (p == 0)
-		child(s, cwd, argv, client_env, in, out, err);
+		child(s, cwd, argv, client_env, mem_limit, in, out, err);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
