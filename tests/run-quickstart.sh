@@ -32,7 +32,7 @@ cat <<MSG
 
   Connect from another terminal with pywinrm (Debian's python3-winrm):
 
-    env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE python3 -c 'import winrm; s = winrm.Session("https://127.0.0.1:5986/wsman", auth=("winrmdemo", "$pw"), transport="basic", server_cert_validation="ignore"); r = s.run_cmd("uname", ["-a"]); print(r.status_code, r.std_out.decode())'
+    env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE /usr/bin/python3 -c 'import winrm; s = winrm.Session("https://127.0.0.1:5986/wsman", auth=("winrmdemo", "$pw"), transport="basic", server_cert_validation="ignore"); r = s.run_cmd("uname", ["-a"]); print(r.status_code, r.std_out.decode())'
 
   or with pypsrp (build/venv after \`make check\`):
 
