@@ -26,7 +26,7 @@ endif
 COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
 DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/mon_spawn.c \
 	daemon/mon_user.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
-	daemon/wsman.c endpoints/identify.c endpoints/config.c endpoints/shell.c
+	daemon/wsman.c daemon/encmsg.c endpoints/identify.c endpoints/config.c endpoints/shell.c
 UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)

@@ -14,6 +14,9 @@ void auth_conn_closed(struct http_conn *c);
 /* Add WWW-Authenticate headers for every scheme the listener can accept. */
 struct MHD_Response;
 void auth_add_challenges(struct http_req *r, struct MHD_Response *resp);
+/* Whether a scheme the configuration enables is also built into this daemon. */
+bool auth_negotiate_available(void);
+
 /* Parse "Basic b64(user:pass)"; returns 0 and malloc'ed user/pass. */
 int auth_basic_parse(const char *hdr, char **user, char **pass);
 

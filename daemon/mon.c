@@ -501,7 +501,7 @@ static void on_worker_close(struct ipc_chan *ch, void *userdata)
 {
 	(void)ch; (void)userdata;
 
-	if (M.worker_pid > 0) {
+	if (M.worker_pid > 0 && !M.stopping) {
 		log_err("worker %d: IPC channel closed; stopping it", (int)M.worker_pid);
 		kill(M.worker_pid, SIGKILL);
 	}
@@ -520,7 +520,9 @@ static void worker_exited(int status)
 {
 	uint64_t ran = now_ms() - M.worker_started_ms, delay = 0;
 
-	if (WIFSIGNALED(status))
+	if (M.stopping)
+		log_info("worker %d stopped", (int)M.worker_pid);
+	else if (WIFSIGNALED(status))
 		log_err("worker %d killed by signal %d", (int)M.worker_pid, WTERMSIG(status));
 	else
 		log_err("worker %d exited with status %d", (int)M.worker_pid, WEXITSTATUS(status));

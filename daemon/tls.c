@@ -33,7 +33,8 @@ int tls_read_pem(const char *path, int is_key, char **out, size_t *outlen, char 
 	ssize_t n;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Symlinks are fine (certbot's live/ links); the mode of the target is what counts. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -88,7 +89,8 @@ static int mkdir_parents(const char *path)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+	/* The directory that holds a key is root's alone. */
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/utsname.h>
 
+#include "auth.h"
 #include "net.h"
 #include "wsman.h"
 #include "winrmd.h"
@@ -36,12 +37,12 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/basic");
 		if (NET.conf.auth.certificate)
 			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/mutual");
-		if (NET.conf.auth.negotiate || NET.conf.auth.kerberos)
+		if ((NET.conf.auth.negotiate || NET.conf.auth.kerberos) && auth_negotiate_available())
 			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/spnego-kerberos");
 	} else {
 		if (NET.conf.auth.basic && NET.conf.service.allow_unencrypted)
 			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/basic");
-		if (NET.conf.auth.negotiate || NET.conf.auth.kerberos)
+		if ((NET.conf.auth.negotiate || NET.conf.auth.kerberos) && auth_negotiate_available())
 			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/spnego-kerberos");
 	}
 	wsman_reply(c, &r);
