@@ -508,7 +508,7 @@ char *conf_dump(const struct conf *cc)
 	char *s;
 
 	buf_init(&b, 0);
-	buf_appendf(&b, "# winrmd effective configuration (from %s)\n", c->path);
+	buf_appends(&b, "# winrmd effective configuration\n");
 	dump_section(c, SEC_SERVICE, NULL, &b);
 	dump_section(c, SEC_AUTH, NULL, &b);
 	dump_section(c, SEC_WINRS, NULL, &b);

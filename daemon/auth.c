@@ -160,7 +160,7 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 		wsman_handle(r);
 		break;
 	case IPC_AUTH_FORBIDDEN:
-		r->user = NULL;
+		r->user = NULL;         /* the claimed name is logged */
 		forbidden(r);
 		break;
 	case IPC_AUTH_ACCOUNT:
@@ -205,6 +205,7 @@ static void auth_basic(struct http_req *r, const char *hdr)
 		reject(r, "malformed-authorization");
 		return;
 	}
+	log_sanitize(r->claimed_user, sizeof r->claimed_user, user);
 	if (pending_auth >= HTTP_UNAUTH_PENDING_MAX) {
 		free(user);
 		free_secret_str(pass);

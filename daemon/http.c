@@ -162,14 +162,14 @@ static void log_answer(struct http_req *r)
 	struct log_rec rec = LOG_REC_INIT;
 
 	rec.remote = r->conn->remote;
-	rec.user = r->user;
+	rec.user = r->user ? r->user : (r->claimed_user[0] ? r->claimed_user : NULL);
 	rec.scheme = r->scheme;
 	rec.action = r->action[0] ? r->action : NULL;
 	rec.resource = r->resource[0] ? r->resource : NULL;
 	rec.result = r->result[0] ? r->result : (r->status < 300 ? "ok" : NULL);
 	rec.status = r->status;
 	log_record(r->status >= 400 && r->status != 500 ? LOG_NOTICE : LOG_INFO, &rec,
-	    "%s %s %d", r->user ? r->user : "-", r->action[0] ? r->action : "-", r->status);
+	    "%s %s %d", rec.user ? rec.user : "-", r->action[0] ? r->action : "-", r->status);
 }
 
 static enum MHD_Result queue_answer(struct http_req *r)
@@ -232,12 +232,21 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		if (strcmp(method, "POST") != 0)
 			return refuse(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "method-not-allowed", conn);
 		cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		r = xcalloc(1, sizeof *r);
 		if (cl) {
 			unsigned long long n;
-			if (parse_uint(cl, 0, ~0ULL, &n) < 0 || n > body_limit())
+			/*
+			 * Past the envelope limit the body is read and dropped before the
+			 * 413, so the client reads our answer instead of a TCP reset; past
+			 * HTTP_DISCARD_MAX that is not worth it and the connection goes.
+			 */
+			if (parse_uint(cl, 0, ~0ULL, &n) < 0 || n > HTTP_DISCARD_MAX) {
+				free(r);
 				return refuse(mc, MHD_HTTP_CONTENT_TOO_LARGE, "too-large", conn);
+			}
+			if (n > body_limit())
+				r->too_large = true;
 		}
-		r = xcalloc(1, sizeof *r);
 		r->conn = conn;
 		r->mc = mc;
 		buf_init(&r->body, body_limit());
@@ -247,9 +256,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->too_large && buf_append(&r->body, upload_data, *upload_size) < 0) {
+		if (!r->too_large && buf_append(&r->body, upload_data, *upload_size) < 0)
 			r->too_large = true;
+		if (r->too_large) {
 			buf_free(&r->body);
+			r->discarded += *upload_size;
+			if (r->discarded > HTTP_DISCARD_MAX)
+				return MHD_NO;          /* a chunked body without end */
 		}
 		*upload_size = 0;
 		return MHD_YES;

@@ -38,6 +38,7 @@ struct http_req {
 	struct MHD_Connection *mc;
 	struct buf body;
 	bool too_large, started, suspended, answered;
+	unsigned long long discarded;   /* bytes of an oversized body read and dropped */
 	uint32_t call;                  /* pending monitor call, 0 = none */
 	/* The answer, queued by the access handler. */
 	int status;
@@ -47,6 +48,7 @@ struct http_req {
 	/* Principal of this request once authenticated. */
 	const char *user;
 	const char *scheme;
+	char claimed_user[64];          /* who a failed login said it was, for the log */
 	bool authenticated;
 	/* What to log. */
 	char action[160], resource[160], result[64];

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 
 #include "conf.h"
 #include "log.h"
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
 
 	base = base ? base + 1 : argv[0];
 	if (!strcmp(base, WINRMD_WORKER_NAME)) {
+		/* execveat names the process after the file; ps and top should say what it is. */
+		prctl(PR_SET_NAME, WINRMD_WORKER_NAME);
 		debug = argc > 1 && !strcmp(argv[1], "-d");
 		log_open(WINRMD_WORKER_NAME, debug);
 		log_set_debug(debug);

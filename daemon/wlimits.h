@@ -15,6 +15,8 @@
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
 /* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
 #define HTTP_BODY_OVERHEAD          4096
+/* An oversized body up to this size is drained before the 413 (see http.c). */
+#define HTTP_DISCARD_MAX            (128ULL * 1024 * 1024)
 
 /* SOAP / XML. */
 #define SOAP_MAX_DEPTH              48            /* a WS-Man envelope is about 8 deep */

@@ -91,14 +91,20 @@ void wsman_reply(struct wsman_call *c, struct soap_reply *rep)
 
 void wsman_reject_forbidden(struct http_req *r)
 {
+	struct soap_req req;
+	struct soap_error err;
 	struct buf out;
 	int status;
 	char machine[256];
 
+	/* The password was right, so the envelope may be read for its MessageID. */
 	buf_init(&out, 0);
 	http_machine(r, machine, sizeof machine);
-	/* No request was parsed yet: the fault carries no RelatesTo. */
-	soap_fault(NULL, SF_ACCESS_DENIED, NULL, machine, &out, &status);
+	soap_parse(r->body.data, r->body.len, &req, &err);
+	if (req.action)
+		snprintf(r->action, sizeof r->action, "%s", req.action);
+	soap_fault(&req, SF_ACCESS_DENIED, NULL, machine, &out, &status);
+	soap_req_free(&req);
 	snprintf(r->result, sizeof r->result, "access-denied");
 	http_respond(r, status, &out);
 }

@@ -6,6 +6,7 @@
  * "Stack: 3.0" to decide which protocol features the server has.
  */
 #include <stdio.h>
+#include <string.h>
 #include <sys/utsname.h>
 
 #include "auth.h"
@@ -21,8 +22,9 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 	struct utsname u;
 	char ver[200];
 
-	if (authenticated && uname(&u) == 0)
-		snprintf(ver, sizeof ver, "OS: %.60s SP: 0.0 Stack: 3.0", u.release);
+	if (authenticated && uname(&u) == 0)   /* "6.18.44-foo" -> "6.18.44", as Windows' dotted form */
+		snprintf(ver, sizeof ver, "OS: %.*s SP: 0.0 Stack: 3.0",
+		    (int)strspn(u.release, "0123456789."), u.release);
 	else
 		snprintf(ver, sizeof ver, "OS: 0.0.0 SP: 0.0 Stack: 3.0");
 	soap_reply_begin(&r, NULL, NULL);
