@@ -244,8 +244,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 				free(r);
 				return refuse(mc, MHD_HTTP_CONTENT_TOO_LARGE, "too-large", conn);
 			}
-			if (n > body_limit())
+			if (n > body_limit()) {
+				/* A client waiting for 100-continue has sent nothing yet: answer now. */
+				const char *exp = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+				    MHD_HTTP_HEADER_EXPECT);
+				if (exp && str_ieq(exp, "100-continue")) {
+					free(r);
+					return refuse(mc, MHD_HTTP_CONTENT_TOO_LARGE, "too-large", conn);
+				}
 				r->too_large = true;
+			}
 		}
 		r->conn = conn;
 		r->mc = mc;

@@ -45,6 +45,7 @@ struct mon_session {
 /* mon_pam.c */
 int mon_pam_authenticate(const char *service, const char *user, const char *password,
     const char *remote, char **canon_user);
+int mon_pam_account(const char *service, const char *user, const char *remote);
 bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid);
 int mon_pam_open_session(const char *service, struct mon_session *s);
 void mon_pam_close_session(struct mon_session *s);

@@ -106,6 +106,23 @@ out:
 	return result;
 }
 
+int mon_pam_account(const char *service, const char *user, const char *remote)
+{
+	struct conv_data cd = { user, NULL };
+	struct pam_conv conv = { conv_fn, &cd };
+	pam_handle_t *pamh = NULL;
+	int pr;
+
+	/* For logins PAM did not authenticate (NTLM, Kerberos): account checks only. */
+	pr = pam_start(service, user, &conv, &pamh);
+	if (pr != PAM_SUCCESS)
+		return -EIO;
+	pam_set_item(pamh, PAM_RHOST, remote);
+	pr = pam_acct_mgmt(pamh, PAM_SILENT);
+	pam_end(pamh, pr);
+	return pr == PAM_SUCCESS ? 0 : -EACCES;
+}
+
 bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid)
 {
 	gid_t groups[256];
