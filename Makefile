@@ -26,19 +26,25 @@ endif
 COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
 DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/mon_spawn.c \
 	daemon/mon_user.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
-	daemon/wsman.c daemon/encmsg.c endpoints/identify.c endpoints/config.c endpoints/shell.c
+	daemon/wsman.c daemon/encmsg.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
+	daemon/ntstore.c endpoints/identify.c endpoints/config.c endpoints/shell.c
 UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 
+CTL_SRC    := $(COMMON_SRC) config/winrmctl.c daemon/ntlm.c daemon/ntstore.c
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/winrmd $(BUILD)/unit
+all: $(BUILD)/winrmd $(BUILD)/winrmctl $(BUILD)/unit
 
 $(BUILD)/%.o: %.c $(wildcard daemon/*.h config/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/winrmd: $(DAEMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/winrmctl: $(CTL_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit: $(UNIT_OBJ)

@@ -199,6 +199,12 @@ static int key_set(struct conf *c, struct conf_listener *l, const struct conf_ke
 			snprintf(why, whylen, "expected an absolute path, got \"%s\"", v);
 			return -EINVAL;
 		}
+		/* A value must survive the dump: no newline, no comment character. */
+		for (const char *q = v; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == '#') {
+				snprintf(why, whylen, "control character or # in path");
+				return -EINVAL;
+			}
 		free(*sp);
 		*sp = xstrdup(v);
 		return 0;
@@ -212,8 +218,8 @@ static int key_set(struct conf *c, struct conf_listener *l, const struct conf_ke
 		return 0;
 	case KT_STR:
 		for (const char *s = v; *s; s++)
-			if ((unsigned char)*s < 0x20) {
-				snprintf(why, whylen, "control character in value");
+			if ((unsigned char)*s < 0x20 || *s == '#') {
+				snprintf(why, whylen, "control character or # in value");
 				return -EINVAL;
 			}
 		free(*sp);
@@ -282,6 +288,12 @@ static bool listener_name_ok(const char *n)
 	return true;
 }
 
+/* "*", 0.0.0.0 and :: all take the port on every address. */
+static bool addr_any(const char *a)
+{
+	return !strcmp(a, "*") || !strcmp(a, "0.0.0.0") || !strcmp(a, "::");
+}
+
 static void conf_init(struct conf *c, const char *name)
 {
 	memset(c, 0, sizeof *c);
@@ -318,8 +330,8 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 		for (size_t j = 0; j < i; j++) {
 			struct conf_listener *o = &c->listeners[j];
 			if (l->enabled && o->enabled && l->port == o->port &&
-			    (!strcmp(l->address, o->address) || !strcmp(l->address, "*") ||
-			     !strcmp(o->address, "*")))
+			    (!strcmp(l->address, o->address) || addr_any(l->address) ||
+			     addr_any(o->address)))
 				FAIL(l->line, "Port", "listener %s overlaps listener %s (port %llu)",
 				    l->name, o->name, l->port);
 		}
@@ -598,7 +610,7 @@ int conf_set_value(struct conf *c, const char *section, const char *key,
 		snprintf(err, errlen, "%s: %s", k->name, why);
 		return -EINVAL;
 	}
-	return 0;
+	return conf_validate(c, c->path, err, errlen);
 }
 
 char *conf_get_value(const struct conf *cc, const char *section, const char *key)

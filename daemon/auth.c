@@ -27,7 +27,7 @@ static unsigned pending_auth;
 
 bool auth_negotiate_available(void)
 {
-	return false;   /* Negotiate, Kerberos and NTLM arrive with the auth issue */
+	return NET.conf.auth.negotiate;     /* NTLM, raw or in SPNEGO */
 }
 
 static bool basic_allowed(const struct http_req *r)
@@ -38,6 +38,8 @@ static bool basic_allowed(const struct http_req *r)
 void auth_add_challenges(struct http_req *r, struct MHD_Response *resp)
 {
 	/* Offer only what this listener can complete; each scheme its own header. */
+	if (auth_negotiate_available())
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Negotiate");
 	if (basic_allowed(r))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"WSMAN\"");
 }
@@ -111,6 +113,8 @@ static void release_login(struct http_conn *c)
 void auth_conn_closed(struct http_conn *c)
 {
 	release_login(c);
+	auth_neg_free(c->neg);
+	c->neg = NULL;
 }
 
 static void forbidden(struct http_req *r)
@@ -241,6 +245,20 @@ void auth_request(struct http_req *r)
 	}
 	if (hdr && str_iprefix(hdr, "Basic ")) {
 		auth_basic(r, hdr);
+		return;
+	}
+	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM "))) {
+		const char *sp = strchr(hdr, ' ');
+		char scheme[16];
+		snprintf(scheme, sizeof scheme, "%.*s", (int)(sp - hdr), hdr);
+		while (*sp == ' ')
+			sp++;
+		auth_negotiate(r, scheme, sp);
+		return;
+	}
+	if (!hdr && auth_conn_negotiated(r->conn)) {
+		r->scheme = "Negotiate";
+		auth_connection_login(r);
 		return;
 	}
 	if (!hdr && ident && str_ieq(ident, "unauthenticated") && NET.conf.service.unauth_identify) {

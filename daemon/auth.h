@@ -17,6 +17,17 @@ void auth_add_challenges(struct http_req *r, struct MHD_Response *resp);
 /* Whether a scheme the configuration enables is also built into this daemon. */
 bool auth_negotiate_available(void);
 
+/* auth_neg.c: Negotiate/NTLM and message encryption. */
+void auth_negotiate(struct http_req *r, const char *scheme, const char *b64);
+bool auth_conn_negotiated(const struct http_conn *c);
+void auth_connection_login(struct http_req *r);
+void auth_neg_free(struct auth_neg *n);
+/* Unseal a multipart/encrypted body in place; <0 when r was answered. */
+int auth_unseal_request(struct http_req *r);
+/* Seal r's answer if its request was sealed: 1 and a new body + ctype, 0 if not sealed. */
+struct buf;
+int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t ctlen);
+
 /* Parse "Basic b64(user:pass)"; returns 0 and malloc'ed user/pass. */
 int auth_basic_parse(const char *hdr, char **user, char **pass);
 

@@ -176,13 +176,19 @@ static enum MHD_Result queue_answer(struct http_req *r)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	char enc_ctype[160];
 
+	/* Sealed here, in answer order, because NTLM sequence numbers count answers. */
+	if (auth_seal_response(r, &r->out, enc_ctype, sizeof enc_ctype) > 0)
+		r->content_type = enc_ctype;
 	resp = MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	if (r->content_type && *r->content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-	if (r->challenge)
+	if (r->www_auth)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+	if (r->challenge && !r->www_auth)
 		auth_add_challenges(r, resp);
 	if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
@@ -306,6 +312,7 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
 		r->cancel(r, r->cancel_data);
 	buf_free_secret(&r->body);
 	buf_free(&r->out);
+	free(r->www_auth);
 	free(r);
 	*req_cls = NULL;
 }

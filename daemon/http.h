@@ -16,6 +16,7 @@
 
 struct MHD_Connection;
 struct net_listener;
+struct auth_neg;
 
 /* Per TCP connection: who authenticated on it. */
 struct http_conn {
@@ -27,6 +28,7 @@ struct http_conn {
 	unsigned char basic_hash[32];   /* SHA-256 of the Authorization header that verified */
 	bool have_basic;
 	unsigned nreq;
+	struct auth_neg *neg;           /* Negotiate/NTLM state bound to this connection */
 };
 
 struct http_req;
@@ -52,6 +54,10 @@ struct http_req {
 	bool authenticated;
 	/* What to log. */
 	char action[160], resource[160], result[64];
+	/* Message encryption: the request came sealed, so the answer goes sealed. */
+	bool encrypted;
+	char enc_protocol[64];
+	char *www_auth;                 /* a final WWW-Authenticate token for the answer */
 	http_cancel_fn cancel;
 	void *cancel_data;
 	struct http_req *next_suspended, *prev_suspended;

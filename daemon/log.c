@@ -19,6 +19,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *log_ident = "winrmd";
 static bool log_stderr = true;
@@ -64,20 +65,21 @@ static void emit(int prio, const struct field *f, size_t nf, const char *msg)
 {
 	if (log_journal) {
 		struct iovec iov[16];
-		char buf[16][600];
+		char buf[16][600], *m = xasprintf("MESSAGE=%s", msg);
 		size_t n = 0;
 
-		snprintf(buf[n], sizeof buf[n], "MESSAGE=%s", msg);
-		iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]); n++;
+		iov[n].iov_base = m; iov[n].iov_len = strlen(m); n++;
 		snprintf(buf[n], sizeof buf[n], "PRIORITY=%d", prio);
 		iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]); n++;
 		snprintf(buf[n], sizeof buf[n], "SYSLOG_IDENTIFIER=%s", log_ident);
 		iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]); n++;
 		for (size_t i = 0; i < nf && n < 16; i++, n++) {
-			snprintf(buf[n], sizeof buf[n], "%s=%s", f[i].name, f[i].value);
-			iov[n].iov_base = buf[n]; iov[n].iov_len = strlen(buf[n]);
+			int k = snprintf(buf[n], sizeof buf[n], "%s=%.*s", f[i].name, 500, f[i].value);
+			iov[n].iov_base = buf[n];
+			iov[n].iov_len = k < 0 ? 0 : MIN((size_t)k, sizeof buf[n] - 1);
 		}
 		sd_journal_sendv(iov, (int)n);
+		free(m);
 	}
 	if (log_stderr) {
 		char line[4096];

@@ -32,6 +32,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "mon.h"
+#include "ntlm.h"
+#include "ntstore.h"
 #include "tls.h"
 #include "util.h"
 #include "winrmd.h"
@@ -49,6 +51,7 @@ struct mon_child {
 
 struct pending_auth {
 	struct pending_auth *next;
+	uint32_t type;
 	uint32_t req;
 	uint32_t result;
 	struct mon_login *login;
@@ -181,18 +184,28 @@ static void send_worker(struct ipc_out *o)
 		ipc_out_free(o);
 }
 
-static void auth_reply(uint32_t req, uint32_t result, const struct mon_login *l)
+static void login_reply(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
+    const unsigned char *key, size_t keylen)
 {
 	struct ipc_out o;
 
-	ipc_out_init(&o, IPC_AUTH_RESULT);
+	ipc_out_init(&o, type);
 	ipc_put_u32(&o, req);
 	ipc_put_u32(&o, result);
 	ipc_put_u64(&o, l ? l->id : 0);
 	ipc_put_str(&o, l ? l->user : "");
 	ipc_put_u32(&o, l ? (uint32_t)l->uid : 0);
 	ipc_put_u32(&o, l ? (uint32_t)l->gid : 0);
+	if (type == IPC_NTLM_RESULT) {
+		o.secret = true;
+		ipc_put_bytes(&o, key, keylen);
+	}
 	send_worker(&o);
+}
+
+static void auth_reply(uint32_t req, uint32_t result, const struct mon_login *l)
+{
+	login_reply(IPC_AUTH_RESULT, req, result, l, NULL, 0);
 }
 
 static int pending_fire(sd_event_source *s, uint64_t usec, void *userdata)
@@ -205,7 +218,7 @@ static int pending_fire(sd_event_source *s, uint64_t usec, void *userdata)
 			*pp = p->next;
 			break;
 		}
-	auth_reply(p->req, p->result, NULL);
+	login_reply(p->type, p->req, p->result, NULL, NULL, 0);
 	sd_event_source_unref(p->timer);
 	free(p);
 	return 0;
@@ -235,48 +248,46 @@ static bool str_clean(const char *s, size_t max)
 	return true;
 }
 
-static void h_auth_password(struct ipc_msg *m)
+/* Failed logins are answered late, without blocking other requests. */
+static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
 {
-	uint32_t req = ipc_u32(m);
-	const char *user = ipc_str(m);
-	const char *password = ipc_str(m);
-	const char *remote = ipc_str(m);
-	struct mon_login *l;
-	struct passwd *pw;
-	char *canon = NULL;
-	uint32_t result;
-	int r;
+	struct pending_auth *p = xcalloc(1, sizeof *p);
 
-	if (!ipc_end(m))
+	p->type = type;
+	p->req = req;
+	p->result = result;
+	if (sd_event_add_time_relative(M.ev, &p->timer, CLOCK_MONOTONIC,
+	    AUTH_FAIL_DELAY_MS * 1000ULL, 1000, pending_fire, p) < 0) {
+		free(p);
+		login_reply(type, req, result, NULL, NULL, 0);
 		return;
-	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
-	    !str_clean(remote, 64)) {
-		result = IPC_AUTH_BAD_CREDENTIALS;
-		goto delay;
 	}
-	r = mon_pam_authenticate(M.conf.service.pam_service, user, password, remote, &canon);
-	if (r == -EPERM) {
-		result = IPC_AUTH_BAD_CREDENTIALS;
-		goto delay;
-	}
-	if (r == -EACCES) {
-		result = IPC_AUTH_ACCOUNT;
-		goto delay;
-	}
-	if (r < 0 || !(pw = getpwnam(canon))) {
+	p->next = M.pending;
+	M.pending = p;
+}
+
+/* The identity is proven: check the account is allowed in and remember the login. */
+static void login_finish(uint32_t type, uint32_t req, char *canon, const char *remote,
+    const unsigned char *key, size_t keylen)
+{
+	struct mon_login *l;
+	struct passwd *pw = getpwnam(canon);
+
+	if (!pw) {
 		free(canon);
-		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		login_reply(type, req, IPC_AUTH_ERROR, NULL, NULL, 0);
 		return;
 	}
 	if (!mon_authorized(&M.conf, canon, pw->pw_uid, pw->pw_gid)) {
+		log_notice("login of %s from %s refused: not in AllowedUsers or AllowedGroups", canon, remote);
 		free(canon);
-		auth_reply(req, IPC_AUTH_FORBIDDEN, NULL);
+		login_reply(type, req, IPC_AUTH_FORBIDDEN, NULL, NULL, 0);
 		return;
 	}
 	if (M.n_logins >= MON_MAX_LOGINS) {
 		log_warn("login table full (%d); refusing login of %s", MON_MAX_LOGINS, canon);
 		free(canon);
-		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		login_reply(type, req, IPC_AUTH_ERROR, NULL, NULL, 0);
 		return;
 	}
 	l = xcalloc(1, sizeof *l);
@@ -286,21 +297,98 @@ static void h_auth_password(struct ipc_msg *m)
 	l->gid = pw->pw_gid;
 	l->remote = xstrdup(remote);
 	M.logins[M.n_logins++] = l;
-	auth_reply(req, IPC_AUTH_OK, l);
-	return;
-delay:;
-	/* Failed logins are answered late, without blocking other requests. */
-	struct pending_auth *p = xcalloc(1, sizeof *p);
-	p->req = req;
-	p->result = result;
-	if (sd_event_add_time_relative(M.ev, &p->timer, CLOCK_MONOTONIC,
-	    AUTH_FAIL_DELAY_MS * 1000ULL, 1000, pending_fire, p) < 0) {
-		free(p);
-		auth_reply(req, result, NULL);
+	login_reply(type, req, IPC_AUTH_OK, l, key, keylen);
+}
+
+static void h_auth_password(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	const char *user = ipc_str(m);
+	const char *password = ipc_str(m);
+	const char *remote = ipc_str(m);
+	char *canon = NULL;
+	int r;
+
+	if (!ipc_end(m))
+		return;
+	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
+	    !str_clean(remote, 64)) {
+		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
-	p->next = M.pending;
-	M.pending = p;
+	r = mon_pam_authenticate(M.conf.service.pam_service, user, password, remote, &canon);
+	if (r == -EPERM || r == -EACCES) {
+		log_notice("login of %s from %s failed: %s", user, remote,
+		    r == -EPERM ? "bad credentials" : "account refused by PAM");
+		reply_delayed(IPC_AUTH_RESULT, req,
+		    r == -EPERM ? IPC_AUTH_BAD_CREDENTIALS : IPC_AUTH_ACCOUNT);
+		return;
+	}
+	if (r < 0) {
+		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		return;
+	}
+	login_finish(IPC_AUTH_RESULT, req, canon, remote, NULL, 0);
+}
+
+/* A local account's NTLM domain: empty, ".", or this host's own name. */
+static bool ntlm_domain_local(const char *domain)
+{
+	char host[256] = "";
+	size_t n;
+
+	if (!*domain || !strcmp(domain, "."))
+		return true;
+	gethostname(host, sizeof host - 1);
+	n = strcspn(host, ".");
+	return !strcasecmp(domain, host) || (strlen(domain) == n && !strncasecmp(domain, host, n)) ||
+	    (strlen(domain) == MIN(n, 15) && !strncasecmp(domain, host, MIN(n, 15)));
+}
+
+static void h_ntlm_verify(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	const char *user = ipc_str(m), *domain = ipc_str(m);
+	size_t chl, ntl, eskl;
+	const unsigned char *chal = ipc_bytes(m, &chl), *nt = ipc_bytes(m, &ntl), *esk = ipc_bytes(m, &eskl);
+	uint32_t flags = ipc_u32(m);
+	const char *remote = ipc_str(m);
+	unsigned char hash[16], key[16];
+	int r;
+
+	if (!ipc_end(m))
+		return;
+	if (!str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
+	    !str_clean(remote, 64)) {
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (!ntlm_domain_local(domain)) {
+		log_notice("NTLM login of %s\\%s from %s refused: not a local account", domain, user, remote);
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	r = ntstore_lookup(M.conf.auth.ntlm_store, user, hash);
+	if (r == -EPERM)
+		log_err("%s is not a root-owned mode 0600 file; NTLM logins are refused",
+		    M.conf.auth.ntlm_store);
+	if (r == 0)
+		r = ntlm_verify_v2(hash, user, domain, chal, nt, ntl, esk, eskl, flags, key);
+	wipe(hash, sizeof hash);
+	if (r < 0) {
+		log_notice("NTLM login of %s from %s failed%s", user, remote,
+		    r == -ENOENT ? ": no NTLM password set (winrmctl ntlm set-password)" : "");
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
+		wipe(key, sizeof key);
+		log_notice("NTLM login of %s from %s: account refused by PAM", user, remote);
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_ACCOUNT);
+		return;
+	}
+	login_finish(IPC_NTLM_RESULT, req, xstrdup(user), remote, key, sizeof key);
+	wipe(key, sizeof key);
 }
 
 static void h_session_open(struct ipc_msg *m)
@@ -473,6 +561,7 @@ static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata
 
 	switch (m->type) {
 	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
+	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
 	case IPC_LOGIN_RELEASE: h_login_release(m); break;
 	case IPC_SESSION_OPEN: h_session_open(m); break;
 	case IPC_SPAWN: h_spawn(m); break;
@@ -1009,6 +1098,8 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 	sd_event_add_signal(M.ev, NULL, SIGINT, on_sigterm, NULL);
 	sd_event_add_time_relative(M.ev, &tick, CLOCK_MONOTONIC, 3 * 1000000ULL, 0, reaper_tick, NULL);
 	sd_event_set_watchdog(M.ev, true);
+	if (ntlm_crypto_init() < 0)
+		log_warn("OpenSSL's legacy provider (MD4, RC4) is missing: NTLM logins will fail");
 
 	worker_start();
 	r = sd_event_loop(M.ev);

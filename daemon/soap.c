@@ -149,9 +149,17 @@ unsigned long soap_fault_code(enum soap_fault f)
 	return faults[f].wsman_code;
 }
 
+static void silent_generic(void *ctx, const char *msg, ...)
+{
+	(void)ctx; (void)msg;
+}
+
 void soap_init(void)
 {
 	xmlInitParser();
+	/* libxml2 would print encoding errors to stderr, reachable before login. */
+	xmlSetGenericErrorFunc(NULL, silent_generic);
+	xmlSetStructuredErrorFunc(NULL, NULL);
 	/* Global belt and braces; the per-context options below do the work. */
 	xmlSubstituteEntitiesDefault(0);
 	xmlLoadExtDtdDefaultValue = 0;
@@ -282,6 +290,7 @@ long long soap_duration_ms(const char *s)
 {
 	long double total = 0;
 	bool in_time = false, any = false;
+	char seen[8] = "";
 	const char *p = s;
 
 	if (!s || *p++ != 'P')
@@ -299,8 +308,22 @@ long long soap_duration_ms(const char *s)
 		}
 		if (!isdigit((unsigned char)*p))
 			return -1;
-		v = strtold(p, &end);
-		if (end == p || v < 0 || v > 1e12)
+		/* Digits with an optional fraction only: strtold would take hex and exponents. */
+		end = (char *)p + strspn(p, "0123456789");
+		if (*end == '.') {
+			if (!isdigit((unsigned char)end[1]))
+				return -1;
+			end += 1 + strspn(end + 1, "0123456789");
+		}
+		if (end - p > 20)
+			return -1;
+		{
+			char num[24];
+			memcpy(num, p, (size_t)(end - p));
+			num[end - p] = '\0';
+			v = strtold(num, NULL);
+		}
+		if (v > 1e12)
 			return -1;
 		p = end;
 		switch (*p) {
@@ -311,10 +334,19 @@ long long soap_duration_ms(const char *s)
 		case 'S': if (!in_time) return -1; total += v * 1000.0L; break;
 		default: return -1;
 		}
+		if (strchr(seen, *p) && !(in_time && *p == 'M' && !strchr(seen, 'm')))
+			return -1;      /* each designator once, in order */
+		{
+			size_t k = strlen(seen);
+			if (k + 1 < sizeof seen) {
+				seen[k] = in_time && *p == 'M' ? 'm' : *p;
+				seen[k + 1] = '\0';
+			}
+		}
 		any = true;
 		p++;
 	}
-	if (!any || total > 9e15L)
+	if (!any || total > 9e15L || (in_time && !strpbrk(seen, "HmS")))
 		return -1;
 	return (long long)total;
 }
@@ -711,6 +743,8 @@ int soap_fault(const struct soap_req *req, enum soap_fault f, const char *arg,
 	} else {
 		snprintf(msg, sizeof msg, "%s", d->reason);
 	}
+	/* Parts of msg came from the request (or libxml2 quoting it), maybe cut mid-character. */
+	utf8_sanitize(msg);
 	reply_open(&r, d->addressing ? "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault"
 	    : "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", req ? req->message_id : NULL);
 	soap_w_start(&r, "s:Fault");

@@ -334,6 +334,40 @@ bool uuid_valid(const char *s)
 	return true;
 }
 
+void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = 0;
+		uint32_t cp = 0;
+
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0) { n = 1; cp = *p & 0x1f; }
+		else if ((*p & 0xf0) == 0xe0) { n = 2; cp = *p & 0x0f; }
+		else if ((*p & 0xf8) == 0xf0) { n = 3; cp = *p & 0x07; }
+		bool ok = n > 0;
+		for (size_t i = 1; ok && i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				ok = false;
+			else
+				cp = cp << 6 | (p[i] & 0x3f);
+		}
+		/* Overlong forms, surrogates and values past U+10FFFF are not UTF-8 either. */
+		if (ok && ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff))
+			ok = false;
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
 bool str_ieq(const char *a, const char *b)
 {
 	return a && b && strcasecmp(a, b) == 0;

@@ -62,6 +62,9 @@ void uuid_upper(char out[37]);
 /* true if s is a UUID in any case (8-4-4-4-12 hex). */
 bool uuid_valid(const char *s);
 
+/* Replace every byte that is not part of valid UTF-8 with '?', in place. */
+void utf8_sanitize(char *s);
+
 /* Case-insensitive ASCII compare, and trimmed copies. */
 bool str_ieq(const char *a, const char *b);
 bool str_iprefix(const char *s, const char *prefix);

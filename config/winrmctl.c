@@ -1,0 +1,347 @@
+/*
+ * winrmctl.c - administer winrmd: configuration keys and NTLM passwords
+ * (a root command-line tool; never talks to the network).
+ *
+ * Edits are made to the file text line by line, so comments and layout
+ * survive, and the result is checked with the daemon's own parser before it
+ * replaces the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "log.h"
+#include "ntlm.h"
+#include "ntstore.h"
+#include "util.h"
+#include "wlimits.h"
+
+static const char *conf_path = CONF_DEFAULT_PATH;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: winrmctl [-f FILE] COMMAND ...\n"
+	    "  config get SECTION KEY          print one effective value\n"
+	    "  config set SECTION KEY VALUE    change a key in the file (validated)\n"
+	    "  ntlm set-password USER [--stdin] set the NT hash NTLM logins of USER are checked against\n"
+	    "  ntlm remove USER                forget USER's NT hash\n"
+	    "  ntlm list                       users with an NT hash\n"
+	    "SECTION is written as in the file: Service, Service/Auth, Winrs, \"Listener NAME\".\n"
+	    "After a change, reload the daemon: systemctl reload winrmd.\n");
+}
+
+static int read_file(const char *path, struct buf *b)
+{
+	FILE *f = fopen(path, "re");
+	char chunk[4096];
+	size_t n;
+
+	buf_init(b, CONF_MAX_FILE);
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;    /* a missing file is an empty one */
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if (buf_append(b, chunk, n) < 0) {
+			fclose(f);
+			return -EFBIG;
+		}
+	fclose(f);
+	return 0;
+}
+
+static int write_file_atomic(const char *path, const char *text, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int fd;
+	size_t n = strlen(text);
+
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0) {
+		int e = -errno;
+		close(fd);
+		unlink(tmp);
+		return e ? e : -EIO;
+	}
+	close(fd);
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+/* "[ Listener   https ]" -> "listener https", for comparing section headers. */
+static void norm_section(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	bool space = false;
+
+	for (; *in && *in != ']' && o + 1 < len; in++) {
+		if (*in == '[')
+			continue;
+		if (*in == ' ' || *in == '\t') {
+			space = o > 0;
+			continue;
+		}
+		if (space && o + 2 < len)
+			out[o++] = ' ';
+		space = false;
+		out[o++] = (char)((*in >= 'A' && *in <= 'Z') ? *in + 32 : *in);
+	}
+	out[o] = '\0';
+}
+
+static int cmd_config_set(const char *section, const char *key, const char *value)
+{
+	struct buf in, out;
+	struct conf c;
+	char want[256], cur[256] = "", err[1024];
+	bool in_sec = false, done = false;
+	size_t sec_end = 0;
+	struct stat st;
+	char *p, *text;
+	int r;
+
+	if (strchr(value, '\n') || strchr(value, '#')) {
+		fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
+		return 1;
+	}
+	norm_section(section, want, sizeof want);
+	if ((r = read_file(conf_path, &in)) < 0) {
+		fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+		return 1;
+	}
+	text = buf_str(&in);
+	buf_init(&out, 0);
+	for (p = text; *p;) {
+		char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		char line[CONF_MAX_LINE + 2], *s;
+
+		snprintf(line, sizeof line, "%.*s", (int)MIN(n, sizeof line - 1), p);
+		s = line + strspn(line, " \t");
+		if (*s == '[') {
+			if (in_sec && !done)
+				sec_end = out.len;
+			norm_section(s, cur, sizeof cur);
+			in_sec = !strcmp(cur, want);
+		} else if (in_sec && !done) {
+			size_t kl = strlen(key);
+			if (!strncasecmp(s, key, kl) && (s[kl] == ' ' || s[kl] == '\t' || s[kl] == '=')) {
+				buf_appendf(&out, "%s = %s\n", key, value);
+				done = true;
+				p += n;
+				continue;
+			}
+		}
+		buf_append(&out, p, n);
+		if (!nl && n)
+			buf_appends(&out, "\n");
+		p += n;
+	}
+	if (in_sec && !done)
+		sec_end = out.len;
+	if (!done && sec_end) {
+		/* Insert at the end of the existing section. */
+		struct buf tmp;
+		buf_init(&tmp, 0);
+		buf_append(&tmp, out.data, sec_end);
+		buf_appendf(&tmp, "%s = %s\n", key, value);
+		buf_append(&tmp, out.data + sec_end, out.len - sec_end);
+		buf_free(&out);
+		out = tmp;
+		done = true;
+	}
+	if (!done)
+		buf_appendf(&out, "\n[%s]\n%s = %s\n", section, key, value);
+	r = conf_parse((char *)out.data, out.len, conf_path, &c, err, sizeof err);
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: not changed: %s\n", err);
+		buf_free(&in);
+		buf_free(&out);
+		return 1;
+	}
+	conf_free(&c);
+	r = write_file_atomic(conf_path, buf_str(&out),
+	    stat(conf_path, &st) == 0 ? (st.st_mode & 0777) : 0644);
+	buf_free(&in);
+	buf_free(&out);
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_config_get(const char *section, const char *key)
+{
+	struct conf c;
+	char err[1024];
+	char *v;
+	int r = access(conf_path, F_OK) == 0 ? conf_load(conf_path, &c, err, sizeof err)
+	    : conf_load_embedded(&c);
+
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: %s\n", err);
+		return 1;
+	}
+	v = conf_get_value(&c, section, key);
+	conf_free(&c);
+	if (!v) {
+		fprintf(stderr, "winrmctl: no key %s in [%s]\n", key, section);
+		return 1;
+	}
+	printf("%s\n", v);
+	free(v);
+	return 0;
+}
+
+static int read_password(const char *prompt, bool from_stdin, char *buf, size_t len)
+{
+	struct termios old, noecho;
+	bool tty = !from_stdin && isatty(STDIN_FILENO);
+	char *ok;
+
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		tcgetattr(STDIN_FILENO, &old);
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+	}
+	ok = fgets(buf, (int)len, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (!ok)
+		return -EIO;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static const char *ntlm_store(void)
+{
+	static char path[PATH_MAX];
+	struct conf c;
+	char err[1024];
+
+	if (access(conf_path, F_OK) == 0 && conf_load(conf_path, &c, err, sizeof err) == 0) {
+		snprintf(path, sizeof path, "%s", c.auth.ntlm_store);
+		conf_free(&c);
+	} else {
+		conf_load_embedded(&c);
+		snprintf(path, sizeof path, "%s", c.auth.ntlm_store);
+		conf_free(&c);
+	}
+	return path;
+}
+
+static void print_user(const char *user, void *data)
+{
+	(void)data;
+	printf("%s\n", user);
+}
+
+static int cmd_ntlm(int argc, char **argv)
+{
+	const char *store = ntlm_store();
+	unsigned char hash[16];
+	char pw1[AUTH_MAX_PASSWORD + 2], pw2[AUTH_MAX_PASSWORD + 2];
+	int r;
+
+	if (argc >= 1 && !strcmp(argv[0], "list")) {
+		r = ntstore_list(store, print_user, NULL);
+		if (r < 0 && r != -ENOENT) {
+			fprintf(stderr, "winrmctl: %s: %s\n", store, strerror(-r));
+			return 1;
+		}
+		return 0;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[0], "remove")) {
+		r = ntstore_update(store, argv[1], NULL);
+	} else if (!strcmp(argv[0], "set-password")) {
+		bool from_stdin = argc > 2 && !strcmp(argv[2], "--stdin");
+		if (!getpwnam(argv[1])) {
+			fprintf(stderr, "winrmctl: no local user %s\n", argv[1]);
+			return 1;
+		}
+		if (read_password("New NTLM password: ", from_stdin, pw1, sizeof pw1) < 0 ||
+		    (!from_stdin && read_password("Again: ", false, pw2, sizeof pw2) < 0)) {
+			fprintf(stderr, "winrmctl: no password read\n");
+			return 1;
+		}
+		if (!from_stdin && strcmp(pw1, pw2)) {
+			wipe(pw1, sizeof pw1);
+			wipe(pw2, sizeof pw2);
+			fprintf(stderr, "winrmctl: the passwords differ\n");
+			return 1;
+		}
+		if (!*pw1) {
+			fprintf(stderr, "winrmctl: empty passwords are not allowed\n");
+			return 1;
+		}
+		r = ntlm_nt_hash(pw1, hash);
+		wipe(pw1, sizeof pw1);
+		if (r < 0) {
+			wipe(pw2, sizeof pw2);
+			fprintf(stderr, "winrmctl: the password is not valid UTF-8 or too long\n");
+			return 1;
+		}
+		wipe(pw2, sizeof pw2);
+		r = ntstore_update(store, argv[1], hash);
+		wipe(hash, sizeof hash);
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: %s: %s\n", store, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int opt;
+
+	log_open("winrmctl", true);
+	while ((opt = getopt(argc, argv, "+f:h")) != -1) {
+		switch (opt) {
+		case 'f': conf_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[0], "config") && argc == 4 && !strcmp(argv[1], "get"))
+		return cmd_config_get(argv[2], argv[3]);
+	if (!strcmp(argv[0], "config") && argc == 5 && !strcmp(argv[1], "set"))
+		return cmd_config_set(argv[2], argv[3], argv[4]);
+	if (!strcmp(argv[0], "ntlm")) {
+		if (ntlm_crypto_init() < 0) {
+			fprintf(stderr, "winrmctl: OpenSSL's legacy provider (MD4) is not available\n");
+			return 1;
+		}
+		return cmd_ntlm(argc - 1, argv + 1);
+	}
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,459 @@
+/*
+ * auth_neg.c - the Negotiate and NTLM schemes and WinRM message encryption
+ * (worker, user winrmd).
+ *
+ * The login is bound to the TCP connection: the worker runs the NTLM
+ * exchange (NEGOTIATE -> CHALLENGE -> AUTHENTICATE), raw or inside SPNEGO,
+ * and hands the proof to the monitor, which alone holds the NT hashes and
+ * answers with the session key.  From then on requests on the connection
+ * carry no Authorization header, and over HTTP their bodies are sealed
+ * (multipart/encrypted); answers to sealed requests are sealed too,
+ * faults included.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "auth.h"
+#include "encmsg.h"
+#include "http.h"
+#include "ipc.h"
+#include "log.h"
+#include "net.h"
+#include "ntlm.h"
+#include "spnego.h"
+#include "wsman.h"
+
+enum neg_state { NEG_NONE, NEG_CHALLENGED, NEG_VERIFYING, NEG_DONE };
+
+struct auth_neg {
+	enum neg_state state;
+	char scheme[16];                /* as the client wrote it: Negotiate or NTLM */
+	bool spnego;                    /* the client wraps NTLM in SPNEGO */
+	struct buf negotiate, challenge, mech_types;
+	uint32_t challenge_flags;
+	unsigned char server_challenge[8];
+	struct ntlm_sec sec;
+	bool sec_ready;
+};
+
+static void neg_reset(struct auth_neg *n)
+{
+	buf_free(&n->negotiate);
+	buf_free(&n->challenge);
+	buf_free(&n->mech_types);
+	if (n->sec_ready)
+		ntlm_sec_free(&n->sec);
+	n->sec_ready = false;
+	wipe(n->server_challenge, sizeof n->server_challenge);
+	n->state = NEG_NONE;
+}
+
+void auth_neg_free(struct auth_neg *n)
+{
+	if (!n)
+		return;
+	neg_reset(n);
+	free(n);
+}
+
+bool auth_conn_negotiated(const struct http_conn *c)
+{
+	return c->neg && c->neg->state == NEG_DONE;
+}
+
+static void set_www(struct http_req *r, const char *scheme, const unsigned char *tok, size_t n)
+{
+	char *b64 = b64_encode(tok, n);
+
+	free(r->www_auth);
+	r->www_auth = xasprintf("%s %s", scheme, b64);
+	free(b64);
+}
+
+static void fail(struct http_req *r, const char *why)
+{
+	snprintf(r->result, sizeof r->result, "%s", why);
+	if (r->conn->neg)
+		neg_reset(r->conn->neg);
+	http_respond_challenge(r);
+}
+
+/* Names for our CHALLENGE: a standalone Windows host uses its computer name as domain. */
+static void netbios_name(char *out, size_t len)
+{
+	size_t n = strcspn(NET.hostname, ".");
+
+	n = MIN(n, 15);
+	for (size_t i = 0; i < n && i + 1 < len; i++)
+		out[i] = (char)((NET.hostname[i] >= 'a' && NET.hostname[i] <= 'z') ?
+		    NET.hostname[i] - 32 : NET.hostname[i]);
+	out[MIN(n, len - 1)] = '\0';
+}
+
+static uint64_t filetime_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec + 11644473600ULL) * 10000000ULL + (uint64_t)ts.tv_nsec / 100;
+}
+
+/* ---- NEGOTIATE -> CHALLENGE ------------------------------------------ */
+
+static void on_negotiate(struct http_req *r, struct auth_neg *n, const unsigned char *msg,
+    size_t len)
+{
+	char nb[16];
+	uint32_t flags;
+	struct buf out;
+
+	if (ntlm_parse_negotiate(msg, len, &flags) < 0) {
+		fail(r, "ntlm-bad-negotiate");
+		return;
+	}
+	netbios_name(nb, sizeof nb);
+	random_bytes(n->server_challenge, sizeof n->server_challenge);
+	buf_init(&n->negotiate, 0);
+	buf_append(&n->negotiate, msg, len);
+	buf_init(&n->challenge, 0);
+	if (ntlm_build_challenge(flags, nb, nb, NET.hostname, NET.hostname, filetime_now(),
+	    n->server_challenge, &n->challenge, &n->challenge_flags) < 0) {
+		fail(r, "ntlm-refused-flags");  /* LM or NTLMv1 only */
+		return;
+	}
+	if (n->spnego) {
+		buf_init(&out, 0);
+		spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, true, n->challenge.data, n->challenge.len,
+		    NULL, 0, &out);
+		set_www(r, n->scheme, out.data, out.len);
+		buf_free(&out);
+	} else {
+		set_www(r, n->scheme, n->challenge.data, n->challenge.len);
+	}
+	n->state = NEG_CHALLENGED;
+	snprintf(r->result, sizeof r->result, "ntlm-challenge");
+	/* A challenge is a 401 with exactly one WWW-Authenticate: our token. */
+	http_respond_empty(r, MHD_HTTP_UNAUTHORIZED);
+}
+
+/* ---- AUTHENTICATE -> monitor ------------------------------------------ */
+
+struct verify_ctx {
+	struct http_req *r;
+	struct buf auth_msg;
+	size_t mic_offset;
+	struct buf client_mic;          /* SPNEGO mechListMIC, may be empty */
+	uint32_t flags;
+	char user[NTLM_MAX_NAME + 1];
+};
+
+static bool cbt_ok(struct http_req *r, const struct ntlm_auth *a)
+{
+	static const unsigned char zero[16];
+	const struct net_listener *l = r->conn->l;
+	int level = NET.conf.auth.cbt_level;
+	unsigned char expect[16], app[128];
+	size_t n;
+	bool present = a->av_has_cbt && memcmp(a->av_cbt, zero, 16);
+
+	if (!http_is_https(r) || level == CONF_CBT_NONE)
+		return true;
+	if (!present)
+		return level != CONF_CBT_STRICT;
+	memcpy(app, "tls-server-end-point:", 21);
+	n = 21;
+	memcpy(app + n, l->cert_hash, l->cert_hash_len);
+	n += l->cert_hash_len;
+	ntlm_cbt_hash(app, n, expect);
+	return ct_equal(expect, a->av_cbt, 16);
+}
+
+static void finish_login(struct http_req *r);
+
+static void on_ntlm_result(void *data, struct ipc_msg *m)
+{
+	struct verify_ctx *vc = data;
+	struct http_req *r = vc->r;
+	struct auth_neg *n;
+	uint32_t result;
+	uint64_t login;
+	const char *user;
+	uint32_t uid;
+	const unsigned char *key;
+	size_t keylen;
+	unsigned char sig[16];
+	struct buf out;
+
+	if (!m)
+		goto out;
+	r->call = 0;
+	n = r->conn->neg;
+	result = ipc_u32(m);
+	login = ipc_u64(m);
+	user = ipc_str(m);
+	uid = ipc_u32(m);
+	(void)ipc_u32(m);
+	key = ipc_bytes(m, &keylen);
+	if (!ipc_end(m) || !n) {
+		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		goto out;
+	}
+	if (result == IPC_AUTH_FORBIDDEN) {
+		neg_reset(n);
+		wsman_reject_forbidden(r);
+		goto out;
+	}
+	if (result != IPC_AUTH_OK || keylen != 16) {
+		fail(r, result == IPC_AUTH_ACCOUNT ? "account-refused" : "bad-credentials");
+		goto out;
+	}
+	/* The MIC binds all three messages to the key only the real user can derive. */
+	if (ntlm_verify_mic(key, n->negotiate.data, n->negotiate.len, n->challenge.data,
+	    n->challenge.len, vc->auth_msg.data, vc->auth_msg.len, vc->mic_offset) < 0 ||
+	    ntlm_sec_init(&n->sec, key, vc->flags) < 0) {
+		fail(r, "ntlm-bad-mic");
+		goto out;
+	}
+	n->sec_ready = true;
+	if (n->spnego) {
+		unsigned char *mic = NULL;
+		size_t ml = 0;
+		if (vc->client_mic.len) {
+			/* pyspnego/SSPI: MIC with seq 0, then both sides re-key RC4 but keep counting. */
+			if (ntlm_verify_in(&n->sec, n->mech_types.data, n->mech_types.len,
+			    vc->client_mic.data) < 0) {
+				fail(r, "spnego-bad-mic");
+				goto out;
+			}
+			ntlm_sec_reset_rc4(&n->sec, true);
+			ntlm_sign_out(&n->sec, n->mech_types.data, n->mech_types.len, sig);
+			ntlm_sec_reset_rc4(&n->sec, false);
+			mic = sig;
+			ml = sizeof sig;
+		}
+		buf_init(&out, 0);
+		spnego_build_resp(SPNEGO_ACCEPT_COMPLETED, false, NULL, 0, mic, ml, &out);
+		set_www(r, n->scheme, out.data, out.len);
+		buf_free(&out);
+	}
+	buf_free(&n->negotiate);
+	buf_free(&n->challenge);
+	buf_free(&n->mech_types);
+	n->state = NEG_DONE;
+	r->conn->login_id = login;
+	free(r->conn->user);
+	r->conn->user = xstrdup(user);
+	r->conn->uid = uid;
+	r->conn->have_basic = false;
+	finish_login(r);
+out:
+	buf_free_secret(&vc->auth_msg);
+	buf_free(&vc->client_mic);
+	wipe(vc, sizeof *vc);
+	free(vc);
+}
+
+static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsigned char *msg,
+    size_t len, const unsigned char *mic, size_t mic_len)
+{
+	struct ntlm_auth a;
+	struct verify_ctx *vc;
+	struct ipc_out o;
+
+	if (n->state != NEG_CHALLENGED) {
+		fail(r, "ntlm-out-of-order");
+		return;
+	}
+	if (ntlm_parse_authenticate(msg, len, &a) < 0 ||
+	    ntlm_check_flags(n->challenge_flags, a.flags) < 0 || !a.av_mic_present ||
+	    !a.mic_offset) {
+		/* Our challenge carries a timestamp, so every NTLMv2 client sends a MIC. */
+		fail(r, "ntlm-bad-authenticate");
+		return;
+	}
+	log_sanitize(r->claimed_user, sizeof r->claimed_user, a.user);
+	if (!cbt_ok(r, &a)) {
+		fail(r, "cbt-mismatch");
+		return;
+	}
+	if (mic && mic_len != 16) {
+		fail(r, "spnego-bad-mic");
+		return;
+	}
+	vc = xcalloc(1, sizeof *vc);
+	vc->r = r;
+	buf_init(&vc->auth_msg, 0);
+	buf_append(&vc->auth_msg, msg, len);
+	vc->mic_offset = a.mic_offset;
+	buf_init(&vc->client_mic, 0);
+	if (mic)
+		buf_append(&vc->client_mic, mic, mic_len);
+	vc->flags = a.flags;
+	n->state = NEG_VERIFYING;
+	net_call_prepare(&o, IPC_NTLM_VERIFY);
+	o.secret = true;
+	ipc_put_str(&o, a.user);
+	ipc_put_str(&o, a.domain);
+	ipc_put_bytes(&o, n->server_challenge, sizeof n->server_challenge);
+	ipc_put_bytes(&o, a.nt, a.nt_len);
+	ipc_put_bytes(&o, a.esk ? a.esk : (const unsigned char *)"", a.esk_len);
+	ipc_put_u32(&o, a.flags);
+	ipc_put_str(&o, r->conn->remote);
+	r->call = net_call(&o, on_ntlm_result, vc);
+}
+
+/* ---- entry points ----------------------------------------------------- */
+
+void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
+{
+	struct auth_neg *n = r->conn->neg;
+	unsigned char *tok;
+	long len;
+	size_t bl = strlen(b64);
+
+	r->scheme = str_ieq(scheme, "NTLM") ? "NTLM" : "Negotiate";
+	if (!NET.conf.auth.negotiate) {
+		fail(r, "negotiate-disabled");
+		return;
+	}
+	if (!bl || bl > AUTH_MAX_HEADER) {
+		fail(r, "malformed-authorization");
+		return;
+	}
+	tok = xmalloc(b64_decoded_max(bl));
+	len = b64_decode(b64, bl, tok, b64_decoded_max(bl));
+	if (len <= 0) {
+		free(tok);
+		fail(r, "malformed-authorization");
+		return;
+	}
+	if (!n) {
+		n = r->conn->neg = xcalloc(1, sizeof *n);
+	} else if (n->state == NEG_DONE || n->state == NEG_VERIFYING) {
+		/* A new handshake on an authenticated connection starts over. */
+		neg_reset(n);
+	}
+	snprintf(n->scheme, sizeof n->scheme, "%s", str_ieq(scheme, "NTLM") ? "NTLM" : "Negotiate");
+
+	if (ntlm_looks_like(tok, (size_t)len)) {
+		uint32_t type = (size_t)len >= 12 ? (uint32_t)tok[8] | (uint32_t)tok[9] << 8 : 0;
+		if (n->state == NEG_NONE)
+			n->spnego = false;
+		if (type == 1 && n->state == NEG_NONE)
+			on_negotiate(r, n, tok, (size_t)len);
+		else if (type == 3 && !n->spnego)
+			on_authenticate(r, n, tok, (size_t)len, NULL, 0);
+		else
+			fail(r, "ntlm-out-of-order");
+	} else if (spnego_looks_like(tok, (size_t)len)) {
+		struct spnego_tok st;
+		if (spnego_parse(tok, (size_t)len, &st) < 0) {
+			fail(r, "spnego-malformed");
+		} else if (st.kind == SPNEGO_INIT) {
+			if (!st.offers_ntlm || !st.mech_ntlm_first || !st.mech_token ||
+			    !ntlm_looks_like(st.mech_token, st.mech_token_len)) {
+				/* Kerberos inside SPNEGO needs a keytab; not configured here. */
+				fail(r, "spnego-no-usable-mech");
+			} else {
+				neg_reset(n);
+				n->spnego = true;
+				buf_init(&n->mech_types, 0);
+				buf_append(&n->mech_types, st.mech_types, st.mech_types_len);
+				on_negotiate(r, n, st.mech_token, st.mech_token_len);
+			}
+		} else if (n->spnego && st.mech_token && ntlm_looks_like(st.mech_token, st.mech_token_len)) {
+			on_authenticate(r, n, st.mech_token, st.mech_token_len, st.mic, st.mic_len);
+		} else {
+			fail(r, "spnego-out-of-order");
+		}
+	} else {
+		fail(r, "unsupported-token");
+	}
+	wipe(tok, (size_t)len);
+	free(tok);
+}
+
+/* Authenticated (now or before, on this connection): unseal, then serve. */
+static void finish_login(struct http_req *r)
+{
+	r->user = r->conn->user;
+	r->authenticated = true;
+	if (auth_unseal_request(r) < 0)
+		return;
+	if (!r->encrypted && !http_is_https(r) && !NET.conf.service.allow_unencrypted &&
+	    r->body.len) {
+		/* As Windows: over HTTP only sealed SOAP, unless AllowUnencrypted. */
+		fail(r, "unencrypted-refused");
+		return;
+	}
+	if (!r->body.len) {
+		/* The empty POST clients use to finish the handshake before sealing. */
+		http_respond_empty(r, MHD_HTTP_OK);
+		return;
+	}
+	wsman_handle(r);
+}
+
+void auth_connection_login(struct http_req *r)
+{
+	finish_login(r);
+}
+
+int auth_unseal_request(struct http_req *r)
+{
+	const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct auth_neg *n = r->conn->neg;
+	struct enc_body eb;
+	struct buf plain;
+
+	if (!enc_is_encrypted(ct))
+		return 0;
+	if (!n || !n->sec_ready || enc_parse(ct, r->body.data, r->body.len, &eb) < 0 ||
+	    eb.header_len != 16 || eb.orig_len > eb.data_len) {
+		snprintf(r->result, sizeof r->result, "bad-encryption");
+		http_respond_empty(r, MHD_HTTP_BAD_REQUEST);
+		return -EBADMSG;
+	}
+	buf_init(&plain, r->body.limit);
+	buf_append(&plain, eb.data, eb.data_len);
+	if (ntlm_unseal(&n->sec, plain.data, plain.len, eb.header) < 0) {
+		/* Tampered or replayed: the context is dead; the client must log in again. */
+		buf_free_secret(&plain);
+		log_notice("sealed message from %s failed its signature check", r->conn->remote);
+		fail(r, "bad-signature");
+		return -EACCES;
+	}
+	plain.len = eb.orig_len;        /* OMI pads to 16 */
+	snprintf(r->enc_protocol, sizeof r->enc_protocol, "%s", eb.protocol);
+	buf_free_secret(&r->body);
+	r->body = plain;
+	r->encrypted = true;
+	return 0;
+}
+
+int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t ctlen)
+{
+	struct auth_neg *n = r->conn->neg;
+	unsigned char sig[16];
+	struct buf sealed;
+	int rc;
+
+	if (!r->encrypted || !n || !n->sec_ready || !r->out.len)
+		return 0;
+	if (ntlm_seal(&n->sec, r->out.data, r->out.len, sig) < 0)
+		return -EIO;
+	buf_init(&sealed, 0);
+	rc = enc_build(r->enc_protocol, sig, sizeof sig, r->out.data, r->out.len, r->out.len,
+	    &sealed, ctype, ctlen);
+	if (rc < 0) {
+		buf_free(&sealed);
+		return rc;
+	}
+	buf_free(out);
+	*out = sealed;
+	return 1;
+}
