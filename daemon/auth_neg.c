@@ -213,9 +213,12 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	}
 	/* The MIC binds all three messages to the key only the real user can derive. */
 	if (ntlm_verify_mic(key, n->negotiate.data, n->negotiate.len, n->challenge.data,
-	    n->challenge.len, vc->auth_msg.data, vc->auth_msg.len, vc->mic_offset) < 0 ||
-	    ntlm_sec_init(&n->sec, key, vc->flags) < 0) {
+	    n->challenge.len, vc->auth_msg.data, vc->auth_msg.len, vc->mic_offset) < 0) {
 		fail(r, "ntlm-bad-mic");
+		goto out;
+	}
+	if (ntlm_sec_init(&n->sec, key, vc->flags) < 0) {
+		fail(r, "ntlm-no-session-security");
 		goto out;
 	}
 	n->sec_ready = true;

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "net.h"
+#include "ntlm.h"
 #include "shell.h"
 #include "soap.h"
 #include "util.h"
@@ -222,6 +223,7 @@ static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 	case IPC_AUTH_RESULT:
 	case IPC_SESSION_RESULT:
 	case IPC_SPAWN_RESULT:
+	case IPC_NTLM_RESULT:
 		dispatch_reply(m);
 		break;
 	case IPC_CHILD_EXIT: {
@@ -270,6 +272,8 @@ int net_main(bool debug)
 		log_warn("worker is running as root (the monitor could not drop privileges)");
 	gethostname(NET.hostname, sizeof NET.hostname - 1);
 	soap_init();
+	if (ntlm_crypto_init() < 0)
+		log_warn("OpenSSL's legacy provider (MD4, RC4) is missing: NTLM is unavailable");
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
