@@ -77,3 +77,6 @@ clean:
 
 # libFuzzer harnesses (tests/fuzz/fuzz.mk): `make fuzz` runs each for FUZZ_SECONDS.
 -include tests/fuzz/fuzz.mk
+
+# unit.c includes the NTLM tests.
+$(BUILD)/tests/unit/unit.o: tests/unit/test_ntlm.c

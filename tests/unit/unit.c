@@ -1875,6 +1875,12 @@ static void test_ipc_fds(void)
 	close(sv[1]);
 }
 
+/* ---- NTLM and SPNEGO (daemon/ntlm.c, daemon/spnego.c) ----------------- */
+
+#define CHECK_MEM(a, b, n) check_(memcmp((a), (b), (n)) == 0, "memcmp(" #a ", " #b ")", \
+	__FILE__, __LINE__)
+#include "test_ntlm.c"
+
 /* ---- runner ----------------------------------------------------------- */
 
 #define T(fn) { #fn, fn }
@@ -1909,6 +1915,9 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_ipc_roundtrip),
 	T(test_ipc_malformed),
 	T(test_ipc_fds),
+#define X(fn) T(fn),
+	NTLM_TESTS
+#undef X
 };
 
 int main(int argc, char **argv)
@@ -1917,6 +1926,8 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	soap_init();
+	if (ntlm_crypto_init() < 0)
+		printf("warning: OpenSSL legacy provider missing; NTLM tests will fail\n");
 	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 		if (argc > 1 && !strstr(tests[i].name, argv[1]))
 			continue;
