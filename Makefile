@@ -27,7 +27,8 @@ COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
 DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/mon_spawn.c \
 	daemon/mon_user.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
 	daemon/wsman.c daemon/encmsg.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
-	daemon/ntstore.c endpoints/identify.c endpoints/config.c endpoints/shell.c
+	daemon/ntstore.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/psrp.c \
+	daemon/psrp_wire.c $(wildcard daemon/xpress.c)
 UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 
 CTL_SRC    := $(COMMON_SRC) config/winrmctl.c daemon/ntlm.c daemon/ntstore.c
@@ -80,3 +81,54 @@ clean:
 
 # unit.c includes the NTLM tests.
 $(BUILD)/tests/unit/unit.o: tests/unit/test_ntlm.c
+
+# ---------------------------------------------------------------- install, deb, lint-man
+# make install [DESTDIR=...] [PREFIX=/usr] [SYSCONFDIR=/etc]: binaries, scripts,
+# man pages, systemd units, PAM file, sysusers/tmpfiles entries, ufw profile,
+# and the default configuration (never over an existing one).
+UNITDIR    ?= /lib/systemd/system
+DATADIR    ?= $(PREFIX)/share/winrmd
+LIBDIR_SD  ?= $(PREFIX)/lib
+PAMFLAVOR  ?= $(if $(wildcard /etc/debian_version),debian,fedora)
+DEB_DIR    := $(BUILD)/deb
+DEB_VERSION = $(shell sed -n 's/^winrmd (\([^)]*\)).*/\1/p;q' packaging/debian/changelog)
+
+install: $(BUILD)/winrmd $(BUILD)/winrmctl
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(LIBDIR_SD)/sysusers.d \
+		$(DESTDIR)$(LIBDIR_SD)/tmpfiles.d $(DESTDIR)$(SYSCONFDIR)/ufw/applications.d \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/winrmd $(DESTDIR)$(SYSCONFDIR)/winrmd/sessions.d
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/winrmd/tls
+	install -m 0755 $(BUILD)/winrmd $(BUILD)/winrmctl config/enable-remoting \
+		config/disable-remoting $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 packaging/systemd/winrmd.service packaging/systemd/winrmd.socket $(DESTDIR)$(UNITDIR)/
+	sed -i 's#/usr/sbin/#$(SBINDIR)/#g' $(DESTDIR)$(UNITDIR)/winrmd.service
+	install -m 0644 packaging/pam/winrmd.$(PAMFLAVOR) $(DESTDIR)$(SYSCONFDIR)/pam.d/winrmd
+	install -m 0644 packaging/sysusers.d/winrmd.conf $(DESTDIR)$(LIBDIR_SD)/sysusers.d/winrmd.conf
+	install -m 0644 packaging/tmpfiles.d/winrmd.conf $(DESTDIR)$(LIBDIR_SD)/tmpfiles.d/winrmd.conf
+	install -m 0644 packaging/ufw/winrmd $(DESTDIR)$(SYSCONFDIR)/ufw/applications.d/winrmd
+	install -m 0644 packaging/winrmd.conf $(DESTDIR)$(DATADIR)/winrmd.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/winrmd/winrmd.conf || \
+		install -m 0644 packaging/winrmd.conf $(DESTDIR)$(SYSCONFDIR)/winrmd/winrmd.conf
+
+# make deb: a binary Debian package in $(BUILD)/deb/, built with debhelper
+# from a copy of the tree (packaging/debian becomes debian/).
+deb:
+	@for p in debhelper dpkg-dev fakeroot; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+		grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "make deb: installing$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -co --exclude-standard -z | grep -zv '^packaging/debian/' | \
+		xargs -0 tar -cf - | tar -xf - -C $(DEB_DIR)/src
+	cp -r packaging/debian $(DEB_DIR)/src/debian
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -rfakeroot
+	@ls $(DEB_DIR)/*.deb
+
+# Lint the man pages (mandoc warnings are errors).
+lint-man:
+	mandoc -Tlint -W warning man/*
+
+.PHONY: install deb lint-man

@@ -10,7 +10,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <dirent.h>
+#include <limits.h>
 #include <stddef.h>
+#include <strings.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +23,14 @@
 #include "conf.h"
 #include "util.h"
 
-enum sec { SEC_SERVICE, SEC_AUTH, SEC_WINRS, SEC_LISTENER, SEC_NONE };
+enum sec { SEC_SERVICE, SEC_AUTH, SEC_WINRS, SEC_LISTENER, SEC_SESSION, SEC_NONE };
 enum ktype { KT_BOOL, KT_UINT, KT_STR, KT_PATH, KT_LIST, KT_ENUM, KT_ADDR };
 
-static const char *const sec_names[] = { "Service", "Service/Auth", "Winrs", "Listener" };
+static const char *const sec_names[] = { "Service", "Service/Auth", "Winrs", "Listener", "SessionConfiguration" };
 static const char *const transport_names[] = { "HTTP", "HTTPS", NULL };
 static const char *const cbt_names[] = { "None", "Relaxed", "Strict", NULL };
+static const char *const proto_names[] = { "psrp", "winrs", NULL };
+static const char *const buffering_names[] = { "Block", "Drop", NULL };
 
 struct conf_key {
 	enum sec sec;
@@ -41,6 +47,7 @@ struct conf_key {
 #define AU(f) offsetof(struct conf_auth, f)
 #define WR(f) offsetof(struct conf_winrs, f)
 #define LS(f) offsetof(struct conf_listener, f)
+#define SC(f) offsetof(struct conf_session, f)
 
 static const struct conf_key conf_keys[] = {
 	{ SEC_SERVICE, "AllowUnencrypted", KT_BOOL, SV(allow_unencrypted), "false", 0, 0, NULL },
@@ -78,6 +85,23 @@ static const struct conf_key conf_keys[] = {
 	{ SEC_LISTENER, "CertificateFile", KT_PATH, LS(cert_file), "", 0, 0, NULL },
 	{ SEC_LISTENER, "KeyFile", KT_PATH, LS(key_file), "", 0, 0, NULL },
 	{ SEC_LISTENER, "Enabled", KT_BOOL, LS(enabled), "true", 0, 0, NULL },
+
+	/* NULL defaults: set in the file, or filled in by conf_validate. */
+	{ SEC_SESSION, "Name", KT_STR, SC(name), NULL, 0, 0, NULL },
+	{ SEC_SESSION, "ResourceURI", KT_STR, SC(resource_uri), NULL, 0, 0, NULL },
+	{ SEC_SESSION, "Protocol", KT_ENUM, SC(protocol), "psrp", 0, 0, proto_names },
+	{ SEC_SESSION, "Command", KT_STR, SC(command), "pwsh -NoLogo -NoProfile -s", 0, 0, NULL },
+	{ SEC_SESSION, "ConfigurationFile", KT_PATH, SC(configuration_file), "", 0, 0, NULL },
+	{ SEC_SESSION, "AllowedUsers", KT_LIST, SC(allowed_users), NULL, 0, 0, NULL },
+	{ SEC_SESSION, "AllowedGroups", KT_LIST, SC(allowed_groups), NULL, 0, 0, NULL },
+	{ SEC_SESSION, "RunAsUser", KT_STR, SC(run_as_user), "", 0, 0, NULL },
+	{ SEC_SESSION, "Enabled", KT_BOOL, SC(enabled), "true", 0, 0, NULL },
+	{ SEC_SESSION, "MaxShellsPerUser", KT_UINT, SC(max_shells_per_user), "25", 1, U32MAX, NULL },
+	{ SEC_SESSION, "IdleTimeoutMs", KT_UINT, SC(idle_timeout_ms), "7200000", 1000, U32MAX, NULL },
+	{ SEC_SESSION, "MaxIdleTimeoutMs", KT_UINT, SC(max_idle_timeout_ms), "2147483647", 1000, U32MAX, NULL },
+	{ SEC_SESSION, "OutputBufferingMode", KT_ENUM, SC(output_buffering), "Block", 0, 0, buffering_names },
+	{ SEC_SESSION, "MaxReceivedDataSizePerCommandMB", KT_UINT, SC(max_recv_data_mb), "50", 1, 4096, NULL },
+	{ SEC_SESSION, "MaxReceivedObjectSizeMB", KT_UINT, SC(max_recv_object_mb), "10", 1, 4096, NULL },
 };
 
 static const char conf_embedded_text[] =
@@ -91,7 +115,7 @@ const char *conf_transport_name(int t)
 	return t == CONF_HTTPS ? "HTTPS" : "HTTP";
 }
 
-static void *key_ptr(struct conf *c, struct conf_listener *l, const struct conf_key *k)
+static void *key_ptr(struct conf *c, void *l, const struct conf_key *k)
 {
 	char *base;
 
@@ -99,7 +123,8 @@ static void *key_ptr(struct conf *c, struct conf_listener *l, const struct conf_
 	case SEC_SERVICE: base = (char *)&c->service; break;
 	case SEC_AUTH: base = (char *)&c->auth; break;
 	case SEC_WINRS: base = (char *)&c->winrs; break;
-	case SEC_LISTENER: base = (char *)l; break;
+	case SEC_LISTENER:
+	case SEC_SESSION: base = (char *)l; break;
 	default: return NULL;
 	}
 	return base + k->off;
@@ -162,7 +187,7 @@ static bool addr_ok(const char *v)
 }
 
 /* Apply one value; on failure describe the problem in why. */
-static int key_set(struct conf *c, struct conf_listener *l, const struct conf_key *k,
+static int key_set(struct conf *c, void *l, const struct conf_key *k,
     const char *v, char *why, size_t whylen)
 {
 	void *p = key_ptr(c, l, k);
@@ -239,7 +264,7 @@ static int key_set(struct conf *c, struct conf_listener *l, const struct conf_ke
 	return -EINVAL;
 }
 
-static void key_format(struct conf *c, struct conf_listener *l, const struct conf_key *k,
+static void key_format(struct conf *c, void *l, const struct conf_key *k,
     struct buf *out)
 {
 	void *p = key_ptr(c, l, k);
@@ -260,13 +285,13 @@ static void key_format(struct conf *c, struct conf_listener *l, const struct con
 	}
 }
 
-static void apply_defaults(struct conf *c, enum sec sec, struct conf_listener *l)
+static void apply_defaults(struct conf *c, enum sec sec, void *l)
 {
 	char why[256];
 
 	for (size_t i = 0; i < ARRAY_SIZE(conf_keys); i++)
-		if (conf_keys[i].sec == sec && key_set(c, l, &conf_keys[i], conf_keys[i].def,
-		    why, sizeof why) < 0)
+		if (conf_keys[i].sec == sec && conf_keys[i].def && key_set(c, l, &conf_keys[i],
+		    conf_keys[i].def, why, sizeof why) < 0)
 			abort(); /* a bad default is a programming error */
 }
 
@@ -338,20 +363,54 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 	}
 	if (!*c->service.pam_service || !word_ok(c->service.pam_service))
 		FAIL(0, "PamService", "invalid PAM service name");
+	for (size_t i = 0; i < c->n_sessions; i++) {
+		struct conf_session *sc = &c->sessions[i];
+#define SFAIL(key, ...) do { \
+	int _o = snprintf(err, errlen, "%s:%d: %s: ", sc->file, sc->line, key); \
+	if (_o >= 0 && (size_t)_o < errlen) snprintf(err + _o, errlen - (size_t)_o, __VA_ARGS__); \
+	return -EINVAL; } while (0)
+		if (!sc->name || !listener_name_ok(sc->name))
+			SFAIL("Name", "a session configuration needs a name of letters, digits, . _ -");
+		for (size_t j = 0; j < i; j++)
+			if (str_ieq(c->sessions[j].name, sc->name))
+				SFAIL("Name", "configuration %s is defined twice", sc->name);
+		if (!sc->resource_uri || !*sc->resource_uri) {
+			free(sc->resource_uri);
+			sc->resource_uri = xasprintf("http://schemas.microsoft.com/powershell/%s", sc->name);
+		}
+		if (!*sc->command)
+			SFAIL("Command", "empty");
+		if (*sc->run_as_user && !word_ok(sc->run_as_user))
+			SFAIL("RunAsUser", "invalid user name");
+		if (sc->idle_timeout_ms > sc->max_idle_timeout_ms)
+			SFAIL("IdleTimeoutMs", "larger than MaxIdleTimeoutMs");
+		for (size_t j = 0; j < i; j++)
+			if (str_ieq(c->sessions[j].resource_uri, sc->resource_uri))
+				SFAIL("ResourceURI", "also served by %s", c->sessions[j].name);
+		/* Who may connect: the service's lists unless the configuration has its own. */
+		if (!sc->allowed_users)
+			sc->allowed_users = xstrdup(c->service.allowed_users);
+		if (!sc->allowed_groups)
+			sc->allowed_groups = xstrdup(c->service.allowed_groups);
+#undef SFAIL
+	}
 fail:
 	return r;
 }
 
-int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
-    char *err, size_t errlen)
+/*
+ * Parse one file into c.  A session file (sessions.d/NAME.conf) holds one
+ * [SessionConfiguration] section and nothing else.
+ */
+static int parse_into(struct conf *c, const char *text, size_t len, const char *name,
+    bool session_file, char *err, size_t errlen)
 {
 	enum sec cur = SEC_NONE;
-	struct conf_listener *l = NULL;
+	void *l = NULL;
 	const char *p = text, *end = text + len;
 	char line[CONF_MAX_LINE + 2], why[512];
 	int lineno = 0, r = 0;
 
-	conf_init(c, name);
 	if (len > CONF_MAX_FILE) {
 		snprintf(err, errlen, "%s: file larger than %d bytes", name, CONF_MAX_FILE);
 		r = -EFBIG;
@@ -388,6 +447,28 @@ int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
 				arg = str_trim(arg);
 			}
 			l = NULL;
+			if (str_ieq(s, "SessionConfiguration")) {
+				struct conf_session *sc;
+				if (arg && !listener_name_ok(arg))
+					FAIL(lineno, NULL, "[SessionConfiguration NAME] needs a name of letters, digits, . _ -");
+				if (session_file && arg)
+					FAIL(lineno, NULL, "a session file names its configuration with Name =");
+				if (session_file && c->n_sessions && !strcmp(c->sessions[c->n_sessions - 1].file, name))
+					FAIL(lineno, NULL, "a session file holds one [SessionConfiguration]");
+				if (c->n_sessions >= CONF_MAX_SESSIONS)
+					FAIL(lineno, NULL, "more than %d session configurations", CONF_MAX_SESSIONS);
+				sc = &c->sessions[c->n_sessions++];
+				sc->line = lineno;
+				sc->file = xstrdup(name);
+				apply_defaults(c, SEC_SESSION, sc);
+				if (arg)
+					sc->name = xstrdup(arg);
+				l = sc;
+				cur = SEC_SESSION;
+				continue;
+			}
+			if (session_file)
+				FAIL(lineno, NULL, "a session file holds only [SessionConfiguration]");
 			if (str_ieq(s, "Listener")) {
 				if (!arg || !listener_name_ok(arg))
 					FAIL(lineno, NULL, "[Listener NAME] needs a name of letters, digits, . _ -");
@@ -396,10 +477,11 @@ int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
 						FAIL(lineno, NULL, "listener %s defined twice", arg);
 				if (c->n_listeners >= CONF_MAX_LISTENERS)
 					FAIL(lineno, NULL, "more than %d listeners", CONF_MAX_LISTENERS);
-				l = &c->listeners[c->n_listeners++];
-				l->name = xstrdup(arg);
-				l->line = lineno;
-				apply_defaults(c, SEC_LISTENER, l);
+				struct conf_listener *cl = &c->listeners[c->n_listeners++];
+				cl->name = xstrdup(arg);
+				cl->line = lineno;
+				apply_defaults(c, SEC_LISTENER, cl);
+				l = cl;
 				cur = SEC_LISTENER;
 				continue;
 			}
@@ -426,41 +508,157 @@ int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
 		if (key_set(c, l, k, val, why, sizeof why) < 0)
 			FAIL(lineno, k->name, "%s", why);
 	}
-	r = conf_validate(c, name, err, errlen);
-	if (r < 0)
-		goto fail;
-	return 0;
 fail:
-	conf_free(c);
 	return r;
 }
 
-int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
+    char *err, size_t errlen)
 {
-	struct buf b;
+	int r;
+
+	conf_init(c, name);
+	r = parse_into(c, text, len, name, false, err, errlen);
+	if (r == 0)
+		r = conf_validate(c, name, err, errlen);
+	if (r < 0)
+		conf_free(c);
+	return r;
+}
+
+static int read_text(const char *path, struct buf *b, char *err, size_t errlen)
+{
 	char chunk[8192];
 	FILE *f;
 	size_t n;
 	int r;
 
+	buf_init(b, CONF_MAX_FILE + 1);
 	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return r;
 	}
-	buf_init(&b, CONF_MAX_FILE + 1);
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (buf_append(&b, chunk, n) < 0) {
+		if (buf_append(b, chunk, n) < 0) {
 			fclose(f);
-			buf_free(&b);
+			buf_free(b);
 			snprintf(err, errlen, "%s: file larger than %d bytes", path, CONF_MAX_FILE);
 			return -EFBIG;
 		}
 	fclose(f);
-	r = conf_parse(b.data ? (char *)b.data : "", b.len, path, c, err, errlen);
+	buf_str(b);
+	return 0;
+}
+
+static int conf_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".conf");
+}
+
+/* Microsoft.PowerShell and PowerShell.7 exist whenever pwsh does, as on Windows. */
+static void add_default_sessions(struct conf *c)
+{
+	static const char *const names[] = { "Microsoft.PowerShell", "PowerShell.7" };
+	static const char *const pwsh[] = {
+		"/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh",
+	};
+	const char *found = NULL;
+
+	for (size_t i = 0; i < ARRAY_SIZE(pwsh) && !found; i++)
+		if (access(pwsh[i], X_OK) == 0)
+			found = pwsh[i];
+	if (!found)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		struct conf_session *sc;
+		if (conf_session_by_name(c, names[i]) || c->n_sessions >= CONF_MAX_SESSIONS)
+			continue;
+		sc = &c->sessions[c->n_sessions++];
+		apply_defaults(c, SEC_SESSION, sc);
+		sc->name = xstrdup(names[i]);
+		sc->file = xstrdup("(default)");
+		free(sc->command);
+		sc->command = xasprintf("%s -NoLogo -NoProfile -s", found);
+	}
+}
+
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	struct dirent **ents = NULL;
+	char dir[PATH_MAX], *slash;
+	struct buf b;
+	int r, n;
+
+	r = read_text(path, &b, err, errlen);
+	if (r < 0)
+		return r;
+	conf_init(c, path);
+	r = parse_into(c, (char *)b.data, b.len, path, false, err, errlen);
 	buf_free(&b);
+	if (r < 0)
+		goto fail;
+
+	/* sessions.d/ beside the main file, in name order so errors are stable. */
+	snprintf(dir, sizeof dir, "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		snprintf(slash + 1, sizeof dir - (size_t)(slash + 1 - dir), "sessions.d");
+	else
+		snprintf(dir, sizeof dir, "sessions.d");
+	n = scandir(dir, &ents, conf_filter, alphasort);
+	for (int i = 0; i < n; i++) {
+		char file[PATH_MAX + 256];
+		snprintf(file, sizeof file, "%s/%s", dir, ents[i]->d_name);
+		if (r == 0 && (r = read_text(file, &b, err, errlen)) == 0) {
+			size_t before = c->n_sessions;
+			r = parse_into(c, (char *)b.data, b.len, file, true, err, errlen);
+			buf_free(&b);
+			if (r == 0 && c->n_sessions == before) {
+				snprintf(err, errlen, "%s: no [SessionConfiguration] section", file);
+				r = -EINVAL;
+			} else if (r == 0) {
+				/* The file is named after the configuration. */
+				struct conf_session *sc = &c->sessions[before];
+				size_t fl = strlen(ents[i]->d_name) - 5;
+				if (!sc->name || strlen(sc->name) != fl ||
+				    strncasecmp(sc->name, ents[i]->d_name, fl)) {
+					snprintf(err, errlen, "%s:%d: Name: must match the file name", file, sc->line);
+					r = -EINVAL;
+				}
+			}
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	if (r < 0)
+		goto fail;
+	add_default_sessions(c);
+	r = conf_validate(c, path, err, errlen);
+	if (r == 0)
+		return 0;
+fail:
+	conf_free(c);
 	return r;
+}
+
+const struct conf_session *conf_session_by_name(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_sessions; i++)
+		if (c->sessions[i].name && str_ieq(c->sessions[i].name, name))
+			return &c->sessions[i];
+	return NULL;
+}
+
+const struct conf_session *conf_session_by_uri(const struct conf *c, const char *uri)
+{
+	for (size_t i = 0; i < c->n_sessions; i++)
+		if (str_ieq(c->sessions[i].resource_uri, uri))
+			return &c->sessions[i];
+	return NULL;
 }
 
 int conf_load_embedded(struct conf *c)
@@ -485,6 +683,12 @@ void conf_free(struct conf *c)
 				free(*sp);
 				*sp = NULL;
 			}
+		} else if (k->sec == SEC_SESSION) {
+			for (size_t j = 0; j < c->n_sessions; j++) {
+				char **sp = key_ptr(c, &c->sessions[j], k);
+				free(*sp);
+				*sp = NULL;
+			}
 		} else {
 			char **sp = key_ptr(c, NULL, k);
 			free(*sp);
@@ -493,19 +697,21 @@ void conf_free(struct conf *c)
 	}
 	for (size_t j = 0; j < c->n_listeners; j++)
 		free(c->listeners[j].name);
+	for (size_t j = 0; j < c->n_sessions; j++)
+		free(c->sessions[j].file);
 	free(c->path);
 	memset(c, 0, sizeof *c);
 }
 
-static void dump_section(struct conf *c, enum sec sec, struct conf_listener *l, struct buf *b)
+static void dump_section(struct conf *c, enum sec sec, void *l, const char *lname, struct buf *b)
 {
 	if (l)
-		buf_appendf(b, "[Listener %s]\n", l->name);
+		buf_appendf(b, "[%s %s]\n", sec_names[sec], lname);
 	else
 		buf_appendf(b, "[%s]\n", sec_names[sec]);
 	for (size_t i = 0; i < ARRAY_SIZE(conf_keys); i++) {
-		if (conf_keys[i].sec != sec)
-			continue;
+		if (conf_keys[i].sec != sec || (sec == SEC_SESSION && !strcmp(conf_keys[i].name, "Name")))
+			continue;       /* a session's name is in its header */
 		buf_appendf(b, "%s = ", conf_keys[i].name);
 		key_format(c, l, &conf_keys[i], b);
 		buf_appends(b, "\n");
@@ -521,11 +727,13 @@ char *conf_dump(const struct conf *cc)
 
 	buf_init(&b, 0);
 	buf_appends(&b, "# winrmd effective configuration\n");
-	dump_section(c, SEC_SERVICE, NULL, &b);
-	dump_section(c, SEC_AUTH, NULL, &b);
-	dump_section(c, SEC_WINRS, NULL, &b);
+	dump_section(c, SEC_SERVICE, NULL, NULL, &b);
+	dump_section(c, SEC_AUTH, NULL, NULL, &b);
+	dump_section(c, SEC_WINRS, NULL, NULL, &b);
 	for (size_t i = 0; i < c->n_listeners; i++)
-		dump_section(c, SEC_LISTENER, &c->listeners[i], &b);
+		dump_section(c, SEC_LISTENER, &c->listeners[i], c->listeners[i].name, &b);
+	for (size_t i = 0; i < c->n_sessions; i++)
+		dump_section(c, SEC_SESSION, &c->sessions[i], c->sessions[i].name, &b);
 	s = xstrdup(buf_str(&b));
 	buf_free(&b);
 	return s;

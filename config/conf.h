@@ -63,6 +63,27 @@ struct conf_listener {
 	int line;                       /* where it was defined, for messages */
 };
 
+enum conf_protocol { CONF_PROTO_PSRP = 0, CONF_PROTO_WINRS = 1 };
+enum conf_buffering { CONF_BUF_BLOCK = 0, CONF_BUF_DROP = 1 };
+
+/* A session configuration: sessions.d/<Name>.conf, like Register-PSSessionConfiguration. */
+struct conf_session {
+	char *name;
+	char *resource_uri;             /* default http://schemas.microsoft.com/powershell/<Name> */
+	int protocol;                   /* enum conf_protocol */
+	char *command;                  /* runspace program and arguments */
+	char *configuration_file;       /* a .pssc handed to pwsh */
+	char *allowed_users, *allowed_groups;   /* NULL in the file = the service's */
+	char *run_as_user;
+	bool enabled;
+	unsigned long long max_shells_per_user;
+	unsigned long long idle_timeout_ms, max_idle_timeout_ms;
+	int output_buffering;           /* enum conf_buffering */
+	unsigned long long max_recv_data_mb, max_recv_object_mb;
+	int line;
+	char *file;                     /* where it was defined, for messages */
+};
+
 struct conf {
 	char *path;                     /* file it was read from, or "(embedded)" */
 	struct conf_service service;
@@ -70,6 +91,8 @@ struct conf {
 	struct conf_winrs winrs;
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
+	struct conf_session sessions[CONF_MAX_SESSIONS];
+	size_t n_sessions;
 };
 
 /*
@@ -78,7 +101,7 @@ struct conf {
  */
 int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
     char *err, size_t errlen);
-/* Read and parse a file; a missing file is -ENOENT. */
+/* Read and parse a file and the sessions.d/ beside it; a missing file is -ENOENT. */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* The embedded default: HTTP 127.0.0.1:5985 and HTTPS 127.0.0.1:5986. */
 int conf_load_embedded(struct conf *c);
@@ -88,6 +111,9 @@ void conf_free(struct conf *c);
 char *conf_dump(const struct conf *c);
 
 const char *conf_transport_name(int t);
+/* The session configuration serving a resource URI (case-insensitive), or NULL. */
+const struct conf_session *conf_session_by_uri(const struct conf *c, const char *uri);
+const struct conf_session *conf_session_by_name(const struct conf *c, const char *name);
 /* true if the (space-separated) list contains word (case-sensitive, like names). */
 bool conf_list_has(const char *list, const char *word);
 /* Split a list into words; returns count, fills up to max pointers into a copy. */

@@ -144,6 +144,8 @@ static void session_destroy(struct mon_session *s)
 	free(s->shell);
 	free(s->shell_id);
 	free(s->remote);
+	free(s->command);
+	free(s->config_file);
 	free(s);
 }
 
@@ -404,27 +406,48 @@ static void h_session_open(struct ipc_msg *m)
 	struct ipc_out o;
 	int r = 0;
 
+	const struct conf_session *sc = NULL;
+	const char *run_as;
+
 	if (!ipc_end(m))
 		return;
-	(void)resource;
 	l = login_find(login);
 	if (!l) {
 		r = -ENOENT;
 		goto reply;
 	}
-	/* Re-check: the configuration may have changed since the login. */
-	if (!mon_authorized(&M.conf, l->user, l->uid, l->gid)) {
+	/* Re-check against the current configuration: it may have changed since the login. */
+	if (!str_ieq(resource, "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd")) {
+		sc = conf_session_by_uri(&M.conf, resource);
+		if (!sc || !sc->enabled) {
+			r = -ENOENT;
+			goto reply;
+		}
+		if (!mon_authorized_lists(sc->allowed_users, sc->allowed_groups, l->user, l->uid, l->gid)) {
+			log_notice("%s may not use session configuration %s", l->user, sc->name);
+			r = -EACCES;
+			goto reply;
+		}
+	} else if (!mon_authorized(&M.conf, l->user, l->uid, l->gid)) {
 		r = -EACCES;
 		goto reply;
 	}
-	if (M.n_sessions >= MON_MAX_SESSIONS || !(pw = getpwnam(l->user)) || pw->pw_uid != l->uid) {
+	run_as = sc && *sc->run_as_user ? sc->run_as_user : l->user;
+	if (M.n_sessions >= MON_MAX_SESSIONS || !(pw = getpwnam(run_as)) ||
+	    (run_as == l->user && pw->pw_uid != l->uid)) {
 		r = -EAGAIN;
 		goto reply;
 	}
 	s = xcalloc(1, sizeof *s);
 	s->id = new_id();
-	s->user = xstrdup(l->user);
-	s->uid = l->uid;
+	s->owner_uid = l->uid;
+	s->user = xstrdup(run_as);
+	s->uid = pw->pw_uid;
+	if (sc) {
+		s->command = xstrdup(sc->command);
+		if (*sc->configuration_file)
+			s->config_file = xstrdup(sc->configuration_file);
+	}
 	s->gid = pw->pw_gid;
 	s->home = xstrdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
 	s->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
@@ -433,6 +456,7 @@ static void h_session_open(struct ipc_msg *m)
 	r = mon_pam_open_session(M.conf.service.pam_service, s);
 	if (r < 0) {
 		free(s->user); free(s->home); free(s->shell); free(s->shell_id); free(s->remote);
+		free(s->command); free(s->config_file);
 		free(s);
 		goto reply;
 	}
@@ -448,6 +472,26 @@ reply:
 
 #define SPAWN_MAX_ARGS 256
 #define SPAWN_MAX_ENV  256
+
+/* A configured command such as "pwsh -s" names its program relative to the usual dirs. */
+static int mon_resolve_program(char **prog)
+{
+	static const char *const dirs[] = {
+		"/usr/local/bin", "/usr/bin", "/bin", "/opt/microsoft/powershell/7",
+	};
+
+	if ((*prog)[0] == '/')
+		return access(*prog, X_OK) == 0 ? 0 : -ENOENT;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char *p = xasprintf("%s/%s", dirs[i], *prog);
+		if (access(p, X_OK) == 0) {
+			*prog = p;      /* freed by the caller */
+			return 0;
+		}
+		free(p);
+	}
+	return -ENOENT;
+}
 
 static void h_spawn(struct ipc_msg *m)
 {
@@ -485,10 +529,34 @@ static void h_spawn(struct ipc_msg *m)
 	s = session_find(session);
 	if (!l || !s || s->closing) {
 		r = -ENOENT;
-	} else if (l->uid != s->uid) {
-		/* A login may only start processes in its own user's sessions. */
+	} else if (l->uid != s->owner_uid) {
+		/* A login may only start processes in sessions it opened itself. */
 		log_warn("worker asked to spawn in a session of %s for a login of %s", s->user, l->user);
 		r = -EPERM;
+	} else if ((flags & IPC_SPAWN_RUNSPACE) && !s->command) {
+		r = -EINVAL;
+	} else if (!(flags & IPC_SPAWN_RUNSPACE) && s->command) {
+		/* A session configuration runs its own program and nothing else. */
+		r = -EPERM;
+	} else if (flags & IPC_SPAWN_RUNSPACE) {
+		char *rargv[SPAWN_MAX_ARGS + 1];
+		char *words = xstrdup(s->command), *save = NULL;
+		size_t ra = 0;
+		for (char *w = strtok_r(words, " \t", &save); w && ra < SPAWN_MAX_ARGS - 2;
+		     w = strtok_r(NULL, " \t", &save))
+			rargv[ra++] = w;
+		if (s->config_file) {
+			rargv[ra++] = "-ConfigurationFile";
+			rargv[ra++] = s->config_file;
+		}
+		rargv[ra] = NULL;
+		r = ra ? mon_resolve_program(&rargv[0]) : -EINVAL;
+		if (r == 0)
+			r = mon_spawn(s, cwd, rargv, env, 0, &pid, fds);
+		if (r == 0)
+			child_add(pid, s);
+		free(rargv[0] != words && ra ? rargv[0] : NULL);
+		free(words);
 	} else {
 		unsigned long long mem = (flags & IPC_SPAWN_MEMLIMIT) ?
 		    M.conf.winrs.max_memory_mb * 1024ULL * 1024ULL : 0;

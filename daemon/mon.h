@@ -29,9 +29,12 @@ struct mon_login {
 /* An open PAM session, the parent of one shell's processes. */
 struct mon_session {
 	uint64_t id;
-	char *user;
+	uid_t owner_uid;        /* the login that opened it; differs from uid under RunAsUser */
+	char *user;             /* whom processes run as */
 	uid_t uid;
 	gid_t gid;
+	char *command;          /* runspace command of its session configuration, or NULL */
+	char *config_file;      /* ConfigurationFile (.pssc) for pwsh, or NULL */
 	char *home, *shell;
 	char *shell_id;         /* for logs */
 	char *remote;
@@ -47,6 +50,8 @@ int mon_pam_authenticate(const char *service, const char *user, const char *pass
     const char *remote, char **canon_user);
 int mon_pam_account(const char *service, const char *user, const char *remote);
 bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid);
+bool mon_authorized_lists(const char *users, const char *groups, const char *user, uid_t uid,
+    gid_t gid);
 int mon_pam_open_session(const char *service, struct mon_session *s);
 void mon_pam_close_session(struct mon_session *s);
 

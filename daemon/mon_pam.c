@@ -125,18 +125,24 @@ int mon_pam_account(const char *service, const char *user, const char *remote)
 
 bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid)
 {
+	return mon_authorized_lists(c->service.allowed_users, c->service.allowed_groups, user, uid, gid);
+}
+
+bool mon_authorized_lists(const char *users, const char *allowed_groups, const char *user,
+    uid_t uid, gid_t gid)
+{
 	gid_t groups[256];
 	int ng = (int)ARRAY_SIZE(groups);
 
 	if (uid == 0)
 		return true;
-	if (conf_list_has(c->service.allowed_users, user))
+	if (conf_list_has(users, user))
 		return true;
 	if (getgrouplist(user, gid, groups, &ng) < 0)
 		ng = (int)ARRAY_SIZE(groups);  /* truncated: check what we got */
 	for (int i = 0; i < ng; i++) {
 		struct group *g = getgrgid(groups[i]);
-		if (g && conf_list_has(c->service.allowed_groups, g->gr_name))
+		if (g && conf_list_has(allowed_groups, g->gr_name))
 			return true;
 	}
 	return false;

@@ -43,6 +43,7 @@
 /* Configuration file. */
 #define CONF_MAX_LINE               4096
 #define CONF_MAX_LISTENERS          32
+#define CONF_MAX_SESSIONS           64            /* session configurations */
 #define CONF_MAX_FILE               (1024 * 1024)
 #define CONF_MAX_LIST               64            /* items in a list value such as AllowedGroups */
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "net.h"
 #include "shell.h"
+#include "shell_int.h"
 #include "wsman.h"
 
 #define CMD_STREAM_MAX   (1024 * 1024)  /* buffered output per stream before back-pressure */
@@ -37,71 +38,19 @@
 #define SHELL_SWEEP_MS   1000
 #define STATE_URI        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
 
-struct shell;
-
-struct stream {
-	struct buf data;
-	int fd;
-	sd_event_source *src;
-	bool eof;               /* the pipe reached EOF */
-	bool end_sent;          /* End="true" went to the client */
-	size_t inflight;        /* bytes in a reply not yet known to be delivered */
-};
-
-struct command {
-	struct command *next;
-	struct shell *sh;
-	char id[37];
-	char *line;             /* for the audit log */
-	int pid;
-	bool spawning, exited, done_sent, terminated;
-	int status;
-	int forced_exit;        /* exit code of a command that never ran, or -1 */
-	struct stream out, err;
-	/* stdin */
-	int in_fd;
-	sd_event_source *in_src;
-	struct buf in;
-	bool in_end;
-	struct wsman_call *held_send;   /* waits for stdin to drain */
-	/* the parked Receive */
-	struct wsman_call *recv;
-	sd_event_source *recv_timer;
-	bool want_out, want_err;
-};
-
-struct shell {
-	struct shell *next;
-	char id[37];
-	char *owner;
-	uid_t uid;
-	uint64_t login_id;      /* the login that created it (for spawn checks: any login of the owner works) */
-	char remote[64];
-	char *resource_uri;
-	char *name;
-	uint64_t session;       /* the monitor's PAM session */
-	char *cwd;
-	char **env;
-	size_t nenv;
-	uint64_t created_ms, active_ms, idle_timeout_ms;
-	char *input_streams, *output_streams;
-	struct command *cmds;
-	bool opening;
-};
-
-static struct shell *shells;
+struct shell *shells;
 static sd_event_source *sweep;
 static char pwsh_path[64];
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void uuid_upcase(char *s)
+void uuid_upcase(char *s)
 {
 	for (; *s; s++)
 		*s = (char)toupper((unsigned char)*s);
 }
 
-static void duration(char *out, size_t n, uint64_t ms)
+void duration(char *out, size_t n, uint64_t ms)
 {
 	uint64_t s = ms / 1000;
 
@@ -110,7 +59,7 @@ static void duration(char *out, size_t n, uint64_t ms)
 	    (unsigned long long)(s % 60));
 }
 
-static unsigned count_user_shells(uid_t uid)
+unsigned count_user_shells(uid_t uid)
 {
 	unsigned n = 0;
 
@@ -119,7 +68,7 @@ static unsigned count_user_shells(uid_t uid)
 	return n;
 }
 
-static unsigned count_users(void)
+unsigned count_users(void)
 {
 	unsigned n = 0;
 
@@ -152,7 +101,7 @@ static unsigned count_user_running(uid_t uid)
 }
 
 /* The shell named by the ShellId selector, if it exists and belongs to the caller. */
-static struct shell *shell_lookup(struct wsman_call *c, bool fault)
+struct shell *shell_lookup(struct wsman_call *c, bool fault)
 {
 	const char *id = soap_selector(&c->req, "ShellId");
 
@@ -171,7 +120,7 @@ static struct shell *shell_lookup(struct wsman_call *c, bool fault)
 	return NULL;
 }
 
-static struct command *command_find(struct shell *sh, const char *id)
+struct command *command_find(struct shell *sh, const char *id)
 {
 	if (!id)
 		return NULL;
@@ -181,7 +130,7 @@ static struct command *command_find(struct shell *sh, const char *id)
 	return NULL;
 }
 
-static void audit(const struct shell *sh, const struct command *cmd, const char *what,
+void audit(const struct shell *sh, const struct command *cmd, const char *what,
     long long exit_code)
 {
 	struct log_rec r = LOG_REC_INIT;
@@ -246,7 +195,7 @@ static void stream_close(struct stream *st)
 	buf_free(&st->data);
 }
 
-static void send_reply(struct wsman_call *c)
+void send_reply(struct wsman_call *c)
 {
 	struct soap_reply r;
 
@@ -354,6 +303,18 @@ static int exit_code(const struct command *cmd)
 	return 1;
 }
 
+static void receive_answer(struct command *cmd, struct wsman_call *c);
+
+static bool park_has_news(void *owner)
+{
+	return command_has_news(owner);
+}
+
+static void park_answer(void *owner, struct wsman_call *c)
+{
+	receive_answer(owner, c);
+}
+
 static void receive_answer(struct command *cmd, struct wsman_call *c)
 {
 	struct soap_reply r;
@@ -387,48 +348,89 @@ static void receive_answer(struct command *cmd, struct wsman_call *c)
 	wsman_reply(c, &r);
 }
 
-static void recv_unpark(struct command *cmd)
+/* ---- parked Receives (WinRS commands, PSRP pools and pipelines) ------- */
+
+void park_init(struct park *p, void *owner, bool (*has_news)(void *), void (*answer)(void *,
+    struct wsman_call *))
 {
-	cmd->recv_timer = sd_event_source_disable_unref(cmd->recv_timer);
-	if (cmd->recv)
-		cmd->recv->cancel = NULL;
-	cmd->recv = NULL;
+	memset(p, 0, sizeof *p);
+	p->owner = owner;
+	p->has_news = has_news;
+	p->answer = answer;
 }
 
-static void command_maybe_answer(struct command *cmd)
+/* Detach the parked call without answering it. */
+struct wsman_call *park_release(struct park *p)
 {
-	struct wsman_call *c = cmd->recv;
+	struct wsman_call *c = p->call;
 
-	if (!c || !command_has_news(cmd))
+	p->timer = sd_event_source_disable_unref(p->timer);
+	if (c)
+		c->cancel = NULL;
+	p->call = NULL;
+	return c;
+}
+
+void park_fail(struct park *p, enum soap_fault f, const char *arg)
+{
+	struct wsman_call *c = park_release(p);
+
+	if (c)
+		wsman_fault(c, f, arg);
+}
+
+void park_wake(struct park *p)
+{
+	struct wsman_call *c = p->call;
+
+	if (!c || !p->has_news(p->owner))
 		return;
-	recv_unpark(cmd);
+	park_release(p);
 	if (c->hr && !http_client_alive(c->hr)) {
 		/* The client left: keep the output for its next Receive. */
 		wsman_fault(c, SF_TIMED_OUT, NULL);
 		return;
 	}
-	receive_answer(cmd, c);
+	p->answer(p->owner, c);
 }
 
-static int on_recv_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+static int on_park_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct command *cmd = userdata;
-	struct wsman_call *c = cmd->recv;
 	(void)s; (void)usec;
-
-	recv_unpark(cmd);
-	if (c)
-		wsman_fault(c, SF_TIMED_OUT, NULL);
+	park_fail(userdata, SF_TIMED_OUT, NULL);
 	return 0;
 }
 
-static void recv_cancel(struct wsman_call *c)
+static void park_cancel(struct wsman_call *c)
 {
-	struct command *cmd = c->data;
+	struct park *p = c->data;
 
-	if (cmd->recv == c)
-		recv_unpark(cmd);
+	if (p->call == c)
+		park_release(p);
 	wsman_fault(c, SF_TIMED_OUT, NULL);     /* nobody hears it: frees c */
+}
+
+void park_call(struct park *p, struct wsman_call *c)
+{
+	/* One Receive at a time: an older one ends now, as a timeout. */
+	park_fail(p, SF_TIMED_OUT, NULL);
+	p->call = c;
+	c->data = p;
+	c->cancel = park_cancel;
+	sd_event_add_time_relative(NET.ev, &p->timer, CLOCK_MONOTONIC, c->timeout_ms * 1000ULL,
+	    1000, on_park_timeout, p);
+}
+
+/* The sweep: a parked Receive whose client left is dropped now, not at its timeout. */
+void park_check_client(struct park *p)
+{
+	if (p->call && p->call->hr && !http_client_alive(p->call->hr))
+		park_fail(p, SF_TIMED_OUT, NULL);
+}
+
+static void command_maybe_answer(struct command *cmd)
+{
+	park_wake(&cmd->recv);
 }
 
 static void send_cancel(struct wsman_call *c)
@@ -442,7 +444,7 @@ static void send_cancel(struct wsman_call *c)
 
 /* ---- command lifecycle ------------------------------------------------ */
 
-static void monitor_signal(const struct shell *sh, int pid, int sig)
+void monitor_signal(const struct shell *sh, int pid, int sig)
 {
 	struct ipc_out o;
 
@@ -464,11 +466,7 @@ static void command_free(struct command *cmd)
 		}
 	if (!cmd->exited && cmd->pid > 0)
 		monitor_signal(sh, cmd->pid, SIGKILL);
-	if (cmd->recv) {
-		struct wsman_call *c = cmd->recv;
-		recv_unpark(cmd);
-		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
-	}
+	park_fail(&cmd->recv, SF_COMMAND_NOT_FOUND, NULL);
 	if (cmd->held_send) {
 		struct wsman_call *c = cmd->held_send;
 		cmd->held_send = NULL;
@@ -499,6 +497,7 @@ static struct command *command_synthetic(struct shell *sh, const char *id, const
 	buf_appends(&cmd->err.data, stderr_text);
 	cmd->out.eof = cmd->err.eof = true;
 	cmd->exited = true;
+	park_init(&cmd->recv, cmd, park_has_news, park_answer);
 	cmd->forced_exit = code;        /* wider than a wait status can carry */
 	cmd->next = sh->cmds;
 	sh->cmds = cmd;
@@ -510,6 +509,10 @@ void shell_child_exited(uint64_t session, int pid, int status)
 	for (struct shell *s = shells; s; s = s->next) {
 		if (s->session != session)
 			continue;
+		if (s->psrp) {
+			psrp_child_exited(s, pid, status);
+			return;
+		}
 		for (struct command *c = s->cmds; c; c = c->next)
 			if (c->pid == pid && !c->exited) {
 				c->exited = true;
@@ -522,7 +525,7 @@ void shell_child_exited(uint64_t session, int pid, int status)
 
 /* ---- shell lifecycle -------------------------------------------------- */
 
-static void shell_free(struct shell *sh, const char *why)
+void shell_free(struct shell *sh, const char *why)
 {
 	struct ipc_out o;
 
@@ -531,6 +534,7 @@ static void shell_free(struct shell *sh, const char *why)
 			*pp = sh->next;
 			break;
 		}
+	psrp_free(sh);
 	while (sh->cmds)
 		command_free(sh->cmds);
 	if (sh->session) {
@@ -558,19 +562,16 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 
 	for (struct shell *sh = shells, *next; sh; sh = next) {
 		next = sh->next;
-		/* A parked Receive whose client left is dropped now, not at its timeout. */
 		for (struct command *c = sh->cmds; c; c = c->next)
-			if (c->recv && c->recv->hr && !http_client_alive(c->recv->hr)) {
-				struct wsman_call *call = c->recv;
-				recv_unpark(c);
-				wsman_fault(call, SF_TIMED_OUT, NULL);
-			}
+			park_check_client(&c->recv);
+		if (sh->psrp)
+			psrp_sweep(sh);
 		if (sh->opening)
 			continue;
 		if (now - sh->active_ms > sh->idle_timeout_ms) {
 			bool busy = false;
 			for (struct command *c = sh->cmds; c; c = c->next)
-				busy |= c->recv != NULL;
+				busy |= c->recv.call != NULL;
 			if (!busy) {
 				shell_free(sh, "shell-idle-timeout");
 				continue;
@@ -612,7 +613,7 @@ void shell_config_changed(void)
 
 /* ---- Create ----------------------------------------------------------- */
 
-static void write_shell(struct soap_reply *r, const struct shell *sh)
+void write_shell(struct soap_reply *r, const struct shell *sh)
 {
 	char t[64];
 	uint64_t now = now_ms();
@@ -633,7 +634,9 @@ static void write_shell(struct soap_reply *r, const struct shell *sh)
 	soap_w_elem(r, "rsp:ShellRunTime", t);
 	duration(t, sizeof t, now - sh->active_ms);
 	soap_w_elem(r, "rsp:ShellInactivity", t);
-	soap_w_elem(r, "rsp:State", "Connected");
+	if (sh->psrp)
+		soap_w_elem(r, "rsp:CompressionMode", "NoCompression");
+	soap_w_elem(r, "rsp:State", sh->disconnected ? "Disconnected" : "Connected");
 	soap_w_end(r);
 }
 
@@ -642,7 +645,7 @@ struct open_ctx {
 	struct shell *sh;
 };
 
-static void create_reply(struct wsman_call *c, struct shell *sh)
+void create_reply(struct wsman_call *c, struct shell *sh)
 {
 	struct soap_reply r;
 	char addr[512];
@@ -699,7 +702,7 @@ static void on_session_result(void *data, struct ipc_msg *m)
 	create_reply(c, sh);
 }
 
-static bool stream_names_ok(const char *list, const char *allowed)
+bool stream_names_ok(const char *list, const char *allowed)
 {
 	char copy[128], *save = NULL;
 
@@ -1061,6 +1064,7 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	cmd->forced_exit = -1;
 	buf_init(&cmd->in, 0);
 	cmd->spawning = true;
+	park_init(&cmd->recv, cmd, park_has_news, park_answer);
 	cmd->next = sh->cmds;
 	sh->cmds = cmd;
 
@@ -1171,21 +1175,12 @@ static void shell_receive(struct wsman_call *c, struct shell *sh)
 	cmd->want_out = conf_list_has(want, "stdout");
 	cmd->want_err = conf_list_has(want, "stderr");
 	free(want);
-	if (cmd->recv) {
-		/* One Receive at a time per command: the older one ends now. */
-		struct wsman_call *old = cmd->recv;
-		recv_unpark(cmd);
-		wsman_fault(old, SF_TIMED_OUT, NULL);
-	}
 	if (command_has_news(cmd)) {
+		park_fail(&cmd->recv, SF_TIMED_OUT, NULL);
 		receive_answer(cmd, c);
 		return;
 	}
-	cmd->recv = c;
-	c->data = cmd;
-	c->cancel = recv_cancel;
-	sd_event_add_time_relative(NET.ev, &cmd->recv_timer, CLOCK_MONOTONIC,
-	    c->timeout_ms * 1000ULL, 1000, on_recv_timeout, cmd);
+	park_call(&cmd->recv, c);
 }
 
 static void shell_signal(struct wsman_call *c, struct shell *sh)
@@ -1310,7 +1305,8 @@ bool shell_handles(const struct wsman_call *c)
 {
 	const char *u = c->req.resource_uri;
 
-	return str_ieq(u, URI_SHELL_CMD) || str_ieq(u, URI_SHELL) || str_ieq(u, URI_SHELL "/Command");
+	return str_ieq(u, URI_SHELL_CMD) || str_ieq(u, URI_SHELL) ||
+	    str_ieq(u, URI_SHELL "/Command") || psrp_handles(c);
 }
 
 void shell_dispatch(struct wsman_call *c)
@@ -1327,6 +1323,10 @@ void shell_dispatch(struct wsman_call *c)
 			wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
 		return;
 	}
+	if (psrp_handles(c)) {
+		psrp_dispatch(c);
+		return;
+	}
 	if (wsman_action_is(c, ACT_CREATE)) {
 		shell_create(c);
 		return;
@@ -1340,7 +1340,7 @@ void shell_dispatch(struct wsman_call *c)
 	sh = shell_lookup(c, true);
 	if (!sh)
 		return;
-	if (sh->opening) {
+	if (sh->opening || sh->psrp) {
 		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
 		return;
 	}

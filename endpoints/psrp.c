@@ -1,0 +1,1233 @@
+/*
+ * psrp.c - PowerShell remoting: shells on http://schemas.microsoft.com/
+ * powershell/<configuration>, bridged to a runspace process speaking
+ * PowerShell's out-of-process protocol (worker).
+ *
+ * Each shell is one runspace process (`pwsh -s`, or the test runspace),
+ * started by the monitor from the session configuration's Command as the
+ * authenticated user (or its RunAsUser).  WS-Man operations map onto
+ * out-of-process packets, one XML element per line on the child's stdin:
+ *   Create + creationXml  -> <Data PSGuid=pool>
+ *   Command + Arguments   -> <Command PSGuid=P>, then <Data PSGuid=P>
+ *   Send stdin / pr       -> <Data Stream='Default'|'PromptResponse'>
+ *   Signal ctrl_c         -> <Signal PSGuid=P>;  terminate -> <Close PSGuid=P>
+ *   Delete                -> <Close> for each pipeline and the pool
+ * Only one packet per target is in flight until its Ack, as the PowerShell
+ * client does (pwsh handles lines on a thread pool and could reorder them).
+ * Output <Data> lines are split back into PSRP fragments, one per
+ * rsp:Stream (Ruby's client reads exactly one fragment per element), and a
+ * pipeline is Done when its PIPELINE_STATE reaches Stopped, Completed or
+ * Failed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <systemd/sd-event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "net.h"
+#include "psrp_wire.h"
+#include "shell.h"
+#include "shell_int.h"
+#include "wsman.h"
+
+#define POOL_GUID        "00000000-0000-0000-0000-000000000000"
+#define PSRP_LINE_MAX    (16 * 1024 * 1024)     /* one out-of-process packet */
+#define PSRP_BUFFER_MAX  (32 * 1024 * 1024)     /* output waiting for Receives, per shell */
+#define PSRP_CONNECT_MS  30000
+#define STATE_URI        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
+#define REPLY_OVERHEAD   2048
+
+struct frag {
+	struct frag *next;
+	size_t len;
+	uint64_t object_id;
+	bool start, end;
+	uint32_t msg_type;              /* of the message a start fragment begins, else 0 */
+	unsigned char data[];           /* the whole fragment, header included */
+};
+
+struct oop_pkt {
+	struct oop_pkt *next;
+	char *line;                     /* with its newline */
+};
+
+/* The pool, or one pipeline: a PSGuid on the wire. */
+struct target {
+	char guid[37];                  /* lower case, as .NET writes GUIDs */
+	struct oop_pkt *q_head, *q_tail;
+	bool in_flight;
+	struct frag *f_head, *f_tail;
+	size_t f_bytes;
+	struct park recv;
+	/* PIPELINE_STATE of the object being reassembled */
+	uint64_t state_obj;
+	struct buf state_msg;
+	bool capturing;
+	bool final_queued;              /* the final PIPELINE_STATE is among the fragments */
+	bool done_sent;
+	bool closed;
+	struct psrp *ps;
+	struct command *cmd;            /* NULL for the pool */
+};
+
+struct psrp_pipe {
+	struct target t;
+};
+
+struct psrp {
+	struct shell *sh;
+	int pid;
+	bool spawned, exited, eof, broken;
+	int status;
+	int in_fd, out_fd, err_fd;
+	sd_event_source *out_src, *err_src, *in_src;
+	struct buf wbuf, line, errtext;
+	struct target pool;
+	bool compression;
+	bool reading_paused;
+	struct wsman_call *connect;     /* a Connect waiting for RUNSPACEPOOL_INIT_DATA */
+	sd_event_source *connect_timer;
+	struct wsman_call *create;      /* the Create waiting for the spawn */
+	char *creation_xml;
+};
+
+static size_t shell_buffered(const struct psrp *ps);
+
+/* ---- writing packets -------------------------------------------------- */
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void flush_stdin(struct psrp *ps)
+{
+	while (ps->wbuf.len && ps->in_fd >= 0) {
+		ssize_t n = write(ps->in_fd, ps->wbuf.data, ps->wbuf.len);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			buf_reset(&ps->wbuf);
+			break;
+		}
+		buf_consume(&ps->wbuf, (size_t)n);
+	}
+	if (ps->in_fd < 0)
+		return;
+	if (ps->wbuf.len && !ps->in_src)
+		sd_event_add_io(NET.ev, &ps->in_src, ps->in_fd, EPOLLOUT, on_stdin, ps);
+	else if (ps->in_src)
+		sd_event_source_set_enabled(ps->in_src, ps->wbuf.len ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s; (void)fd; (void)revents;
+	flush_stdin(userdata);
+	return 0;
+}
+
+/* Write the next queued packet of t if none is awaiting its Ack. */
+static void pump(struct target *t)
+{
+	struct oop_pkt *p = t->q_head;
+
+	if (t->in_flight || !p)
+		return;
+	t->q_head = p->next;
+	if (!t->q_head)
+		t->q_tail = NULL;
+	buf_appends(&t->ps->wbuf, p->line);
+	free(p->line);
+	free(p);
+	t->in_flight = true;
+	flush_stdin(t->ps);
+}
+
+static void queue_pkt(struct target *t, char *line)
+{
+	struct oop_pkt *p = xcalloc(1, sizeof *p);
+
+	p->line = line;
+	if (t->q_tail)
+		t->q_tail->next = p;
+	else
+		t->q_head = p;
+	t->q_tail = p;
+	pump(t);
+}
+
+static void queue_data(struct target *t, bool prompt_response, const char *b64)
+{
+	queue_pkt(t, xasprintf("<Data Stream='%s' PSGuid='%s'>%s</Data>\n",
+	    prompt_response ? "PromptResponse" : "Default", t->guid, b64));
+}
+
+static void queue_simple(struct target *t, const char *what)
+{
+	queue_pkt(t, xasprintf("<%s PSGuid='%s' />\n", what, t->guid));
+}
+
+/* ---- targets and fragments -------------------------------------------- */
+
+static bool target_has_news(void *owner);
+static void target_answer(void *owner, struct wsman_call *c);
+
+static void target_init(struct target *t, struct psrp *ps, const char *guid, struct command *cmd)
+{
+	memset(t, 0, sizeof *t);
+	snprintf(t->guid, sizeof t->guid, "%s", guid);
+	for (char *p = t->guid; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p + 32);
+	t->ps = ps;
+	t->cmd = cmd;
+	buf_init(&t->state_msg, 64 * 1024);
+	park_init(&t->recv, t, target_has_news, target_answer);
+}
+
+static void target_clear(struct target *t)
+{
+	park_fail(&t->recv, SF_COMMAND_NOT_FOUND, NULL);
+	while (t->q_head) {
+		struct oop_pkt *p = t->q_head;
+		t->q_head = p->next;
+		free(p->line);
+		free(p);
+	}
+	t->q_tail = NULL;
+	while (t->f_head) {
+		struct frag *f = t->f_head;
+		t->f_head = f->next;
+		free(f);
+	}
+	t->f_tail = NULL;
+	t->f_bytes = 0;
+	buf_free(&t->state_msg);
+}
+
+static struct target *target_by_guid(struct psrp *ps, const char *guid)
+{
+	if (str_ieq(guid, POOL_GUID))
+		return &ps->pool;
+	for (struct command *c = ps->sh->cmds; c; c = c->next)
+		if (c->pipe && str_ieq(c->pipe->t.guid, guid))
+			return &c->pipe->t;
+	return NULL;
+}
+
+/* Watch PIPELINE_STATE messages go by: their state decides CommandState Done. */
+static void watch_state(struct target *t, const struct psrp_fragment *f)
+{
+	if (!t->cmd)
+		return;
+	if (f->start) {
+		t->capturing = psrp_msg_type(f->blob, f->blob_len) == PSRP_PIPELINE_STATE;
+		t->state_obj = f->object_id;
+		buf_reset(&t->state_msg);
+	}
+	if (!t->capturing || f->object_id != t->state_obj)
+		return;
+	if (buf_append(&t->state_msg, f->blob, f->blob_len) < 0) {
+		t->capturing = false;
+		return;
+	}
+	if (f->end) {
+		int state = psrp_pipeline_state(t->state_msg.data, t->state_msg.len);
+		if (state == 3 || state == 4 || state == 5)
+			t->final_queued = true;
+		t->capturing = false;
+	}
+}
+
+static void enqueue_fragment(struct target *t, const struct psrp_fragment *pf)
+{
+	struct frag *f = xmalloc(sizeof *f + pf->total_len);
+
+	f->next = NULL;
+	f->len = pf->total_len;
+	f->object_id = pf->object_id;
+	f->start = pf->start;
+	f->end = pf->end;
+	f->msg_type = pf->start ? psrp_msg_type(pf->blob, pf->blob_len) : 0;
+	memcpy(f->data, pf->raw, pf->total_len);
+	if (t->f_tail)
+		t->f_tail->next = f;
+	else
+		t->f_head = f;
+	t->f_tail = f;
+	t->f_bytes += f->len;
+	watch_state(t, pf);
+}
+
+static size_t shell_buffered(const struct psrp *ps)
+{
+	size_t n = ps->pool.f_bytes;
+
+	for (struct command *c = ps->sh->cmds; c; c = c->next)
+		if (c->pipe)
+			n += c->pipe->t.f_bytes;
+	return n;
+}
+
+/* ---- reading the runspace --------------------------------------------- */
+
+static void psrp_break(struct psrp *ps, const char *why);
+static void connect_progress(struct psrp *ps);
+
+static void on_packet(struct psrp *ps, char *line, size_t len)
+{
+	struct oop_packet pk;
+	struct target *t;
+
+	if (oop_parse(line, len, &pk) < 0) {
+		log_warn("runspace of shell %s sent a malformed packet", ps->sh->id);
+		psrp_break(ps, "The runspace process sent a malformed packet. ");
+		return;
+	}
+	t = target_by_guid(ps, pk.guid);
+	if (!t)
+		return;         /* a pipeline we already forgot: pwsh still acks it */
+	switch (pk.kind) {
+	case OOP_DATA: {
+		struct psrp_fragment f;
+		size_t off = 0;
+		long n;
+		unsigned char *bin = xmalloc(b64_decoded_max(pk.data_len));
+
+		n = b64_decode(pk.data, pk.data_len, bin, b64_decoded_max(pk.data_len));
+		if (n < 0) {
+			free(bin);
+			psrp_break(ps, "The runspace process sent invalid base64. ");
+			return;
+		}
+		while ((size_t)n > off) {
+			if (psrp_fragment_parse(bin + off, (size_t)n - off, &f) < 0) {
+				free(bin);
+				psrp_break(ps, "The runspace process sent a malformed PSRP fragment. ");
+				return;
+			}
+			enqueue_fragment(t, &f);
+			off += f.total_len;
+		}
+		free(bin);
+		if (t == &ps->pool && ps->connect)
+			connect_progress(ps);
+		park_wake(&t->recv);
+		break;
+	}
+	case OOP_DATA_ACK:
+	case OOP_COMMAND_ACK:
+	case OOP_SIGNAL_ACK:
+	case OOP_CLOSE_ACK:
+		t->in_flight = false;
+		if (pk.kind == OOP_CLOSE_ACK)
+			t->closed = true;
+		pump(t);
+		break;
+	default:
+		/* A runspace never sends Command, Signal or Close. */
+		psrp_break(ps, "The runspace process sent an unexpected packet. ");
+		break;
+	}
+}
+
+static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct psrp *ps = userdata;
+	char tmp[65536];
+	ssize_t n;
+	(void)s; (void)revents;
+
+	n = read(fd, tmp, sizeof tmp);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		ps->eof = true;
+		ps->out_src = sd_event_source_disable_unref(ps->out_src);
+		close_safe(&ps->out_fd);
+		if (!ps->broken && ps->sh->opening == false)
+			psrp_break(ps, "The PowerShell runspace process ended. ");
+		return 0;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		char *nl = memchr(tmp + i, '\n', (size_t)(n - i));
+		size_t chunk = nl ? (size_t)(nl - (tmp + i)) : (size_t)(n - i);
+
+		if (buf_append(&ps->line, tmp + i, chunk) < 0) {
+			psrp_break(ps, "The runspace process sent a packet that is too large. ");
+			return 0;
+		}
+		i += (ssize_t)chunk;
+		if (!nl)
+			break;
+		if (ps->line.len && ps->line.data[ps->line.len - 1] == '\r')
+			ps->line.len--;
+		if (ps->line.len)
+			on_packet(ps, buf_str(&ps->line), ps->line.len);
+		buf_reset(&ps->line);
+		if (ps->broken)
+			return 0;
+	}
+	/* Block mode: stop reading while too much waits for Receives; the runspace blocks. */
+	if (shell_buffered(ps) > PSRP_BUFFER_MAX && ps->out_src) {
+		ps->reading_paused = true;
+		sd_event_source_set_enabled(ps->out_src, SD_EVENT_OFF);
+	}
+	return 0;
+}
+
+static int on_err(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct psrp *ps = userdata;
+	char tmp[4096];
+	ssize_t n = read(fd, tmp, sizeof tmp);
+	(void)s; (void)revents;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		ps->err_src = sd_event_source_disable_unref(ps->err_src);
+		close_safe(&ps->err_fd);
+		return 0;
+	}
+	/* Kept for the log when the runspace dies; bounded. */
+	if (ps->errtext.len < 4096)
+		buf_append(&ps->errtext, tmp, MIN((size_t)n, 4096 - ps->errtext.len));
+	return 0;
+}
+
+static void resume_reading(struct psrp *ps)
+{
+	if (ps->reading_paused && ps->out_src && shell_buffered(ps) < PSRP_BUFFER_MAX / 2) {
+		ps->reading_paused = false;
+		sd_event_source_set_enabled(ps->out_src, SD_EVENT_ON);
+	}
+}
+
+/* The runspace is gone or talks nonsense: every waiting client hears so now. */
+static void psrp_break(struct psrp *ps, const char *why)
+{
+	char msg[512];
+
+	if (ps->broken)
+		return;
+	ps->broken = true;
+	buf_str(&ps->errtext);
+	snprintf(msg, sizeof msg, "%s%s", why, ps->errtext.len ? "See the server log. " : "");
+	log_warn("runspace of shell %s: %s%.*s", ps->sh->id, why, (int)ps->errtext.len,
+	    (char *)ps->errtext.data);
+	park_fail(&ps->pool.recv, SF_PROCESS_FAILED, msg);
+	for (struct command *c = ps->sh->cmds; c; c = c->next)
+		if (c->pipe)
+			park_fail(&c->pipe->t.recv, SF_PROCESS_FAILED, msg);
+	if (ps->connect) {
+		struct wsman_call *c = ps->connect;
+		ps->connect = NULL;
+		ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
+		c->cancel = NULL;
+		wsman_fault(c, SF_PROCESS_FAILED, msg);
+	}
+}
+
+/* ---- Receive ---------------------------------------------------------- */
+
+static bool target_has_news(void *owner)
+{
+	struct target *t = owner;
+
+	return t->f_head || (t->final_queued && !t->done_sent) || t->ps->broken;
+}
+
+static void target_answer(void *owner, struct wsman_call *c)
+{
+	struct target *t = owner;
+	struct psrp *ps = t->ps;
+	struct soap_reply r;
+	size_t budget = c->max_envelope > REPLY_OVERHEAD * 2 ? c->max_envelope - REPLY_OVERHEAD : 1024;
+	size_t used = 0;
+
+	if (ps->broken && !t->f_head) {
+		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process ended. ");
+		return;
+	}
+	soap_reply_begin(&r, &c->req, ACT_RECEIVE "Response");
+	soap_w_start(&r, "rsp:ReceiveResponse");
+	/* Whole fragments only, at least one, as many as the envelope holds. */
+	while (t->f_head) {
+		struct frag *f = t->f_head;
+		size_t enc = (f->len + 2) / 3 * 4 + 120;
+		char *b64;
+
+		if (used && used + enc > budget)
+			break;
+		b64 = b64_encode(f->data, f->len);
+		soap_w_start(&r, "rsp:Stream");
+		soap_w_attr(&r, "Name", "stdout");
+		if (t->cmd)
+			soap_w_attr(&r, "CommandId", t->cmd->id);
+		soap_w_text(&r, b64);
+		soap_w_end(&r);
+		free(b64);
+		used += enc;
+		t->f_head = f->next;
+		if (!t->f_head)
+			t->f_tail = NULL;
+		t->f_bytes -= f->len;
+		free(f);
+	}
+	if (t->cmd) {
+		soap_w_start(&r, "rsp:CommandState");
+		soap_w_attr(&r, "CommandId", t->cmd->id);
+		if (t->final_queued && !t->f_head) {
+			soap_w_attr(&r, "State", STATE_URI "Done");
+			soap_w_elem(&r, "rsp:ExitCode", "0");
+			t->done_sent = true;
+		} else {
+			soap_w_attr(&r, "State", STATE_URI "Running");
+		}
+		soap_w_end(&r);
+	}
+	wsman_reply(c, &r);
+	resume_reading(ps);
+}
+
+static void psrp_receive(struct wsman_call *c, struct shell *sh)
+{
+	xmlNodePtr rcv = soap_child(c->req.body, NS_RSP, "Receive");
+	xmlNodePtr ds = rcv ? soap_child(rcv, NS_RSP, "DesiredStream") : NULL;
+	char cb[SOAP_MAX_ID + 1];
+	const char *cid = soap_attr(ds, "CommandId", cb, sizeof cb);
+	struct target *t;
+	char *want;
+
+	if (!ds) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION,
+		    "The request has no DesiredStream element. ");
+		return;
+	}
+	want = soap_text(ds);
+	if (strcmp(want, "stdout")) {
+		wsman_fault(c, SF_INVALID_STREAM, want);
+		free(want);
+		return;
+	}
+	free(want);
+	if (cid) {
+		struct command *cmd = command_find(sh, cid);
+		if (!cmd || !cmd->pipe) {
+			wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+			return;
+		}
+		t = &cmd->pipe->t;
+	} else {
+		t = &sh->psrp->pool;
+	}
+	if (target_has_news(t)) {
+		park_fail(&t->recv, SF_TIMED_OUT, NULL);
+		target_answer(t, c);
+		return;
+	}
+	park_call(&t->recv, c);
+}
+
+/* ---- Create ----------------------------------------------------------- */
+
+struct open_ctx {
+	struct wsman_call *c;
+	struct shell *sh;
+};
+
+static void on_spawn(void *data, struct ipc_msg *m)
+{
+	struct open_ctx *oc = data;
+	struct shell *sh = oc->sh;
+	struct wsman_call *c = oc->c;
+	struct psrp *ps = sh->psrp;
+	int32_t result;
+	uint32_t pid;
+	int fds[3] = { -1, -1, -1 };
+
+	free(oc);
+	if (!m) {
+		sh->opening = false;
+		shell_free(sh, "shell-abandoned");
+		return;
+	}
+	c->hr->call = 0;
+	result = ipc_i32(m);
+	pid = ipc_u32(m);
+	if (result == 0)
+		for (int i = 0; i < 3; i++)
+			fds[i] = ipc_fd(m, (size_t)i);
+	if (!ipc_end(m)) {
+		for (int i = 0; i < 3; i++)
+			close_safe(&fds[i]);
+		return;
+	}
+	sh->opening = false;
+	if (result < 0) {
+		shell_free(sh, "shell-refused");
+		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process could not be started. ");
+		return;
+	}
+	ps->pid = (int)pid;
+	ps->spawned = true;
+	ps->in_fd = fds[0];
+	ps->out_fd = fds[1];
+	ps->err_fd = fds[2];
+	fd_nonblock(ps->in_fd, true);
+	fd_nonblock(ps->out_fd, true);
+	fd_nonblock(ps->err_fd, true);
+	sd_event_add_io(NET.ev, &ps->out_src, ps->out_fd, EPOLLIN, on_out, ps);
+	sd_event_add_io(NET.ev, &ps->err_src, ps->err_fd, EPOLLIN, on_err, ps);
+	/* creationXml is already base64 of SESSION_CAPABILITY + INIT_RUNSPACEPOOL fragments. */
+	queue_data(&ps->pool, false, ps->creation_xml);
+	free(ps->creation_xml);
+	ps->creation_xml = NULL;
+	audit(sh, NULL, "shell-created", -1);
+	/* Windows answers at once; the pool opens while the client polls Receive. */
+	create_reply(c, sh);
+}
+
+static void on_session(void *data, struct ipc_msg *m)
+{
+	struct open_ctx *oc = data;
+	struct shell *sh = oc->sh;
+	struct wsman_call *c = oc->c;
+	struct ipc_out o;
+	int32_t result;
+	uint64_t session;
+
+	if (!m) {
+		free(oc);
+		sh->opening = false;
+		shell_free(sh, "shell-abandoned");
+		return;
+	}
+	c->hr->call = 0;
+	result = ipc_i32(m);
+	session = ipc_u64(m);
+	if (!ipc_end(m)) {
+		free(oc);
+		return;
+	}
+	if (result < 0) {
+		free(oc);
+		sh->opening = false;
+		shell_free(sh, "shell-refused");
+		if (result == -ENOENT)
+			wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
+		else
+			wsman_fault(c, result == -EACCES ? SF_ACCESS_DENIED : SF_INTERNAL_ERROR,
+			    "The WS-Management service could not open a login session for the user. ");
+		return;
+	}
+	sh->session = session;
+	net_call_prepare(&o, IPC_SPAWN);
+	ipc_put_u64(&o, c->login_id);
+	ipc_put_u64(&o, sh->session);
+	ipc_put_u32(&o, IPC_SPAWN_RUNSPACE);
+	ipc_put_str(&o, "");
+	ipc_put_u32(&o, 1);
+	ipc_put_str(&o, "runspace");    /* ignored: the monitor runs the configured Command */
+	ipc_put_u32(&o, 1);
+	ipc_put_str(&o, "POWERSHELL_TELEMETRY_OPTOUT=1");
+	c->hr->call = net_call(&o, on_spawn, oc);
+}
+
+static unsigned count_config_shells(uid_t uid, const char *uri)
+{
+	unsigned n = 0;
+
+	for (struct shell *s = shells; s; s = s->next)
+		n += s->uid == uid && str_ieq(s->resource_uri, uri);
+	return n;
+}
+
+static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
+{
+	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
+	const char *ver = soap_option(&c->req, "protocolversion");
+	char buf[SOAP_MAX_ID + 1];
+	struct open_ctx *oc;
+	struct shell *sh;
+	struct psrp *ps;
+	struct ipc_out o;
+	const char *id;
+	xmlNodePtr cx;
+	char *creation;
+
+	if (!ver) {
+		wsman_fault(c, SF_PROTOCOL_VERSION_MISSING, NULL);
+		return;
+	}
+	if (ver[0] != '2' || ver[1] != '.') {
+		wsman_fault(c, SF_INVALID_OPTIONS,
+		    "The PowerShell plug-in supports protocol version 2.x only. ");
+		return;
+	}
+	if (!body || !(cx = soap_child(body, NS_PSH, "creationXml"))) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION,
+		    "The request has no Shell element with creationXml. ");
+		return;
+	}
+	if (count_user_shells(c->uid) >= NET.conf.winrs.max_shells_per_user ||
+	    count_config_shells(c->uid, sc->resource_uri) >= sc->max_shells_per_user) {
+		char lim[24];
+		snprintf(lim, sizeof lim, "%llu", MIN(NET.conf.winrs.max_shells_per_user,
+		    sc->max_shells_per_user));
+		wsman_fault(c, SF_QUOTA_SHELLS, lim);
+		return;
+	}
+	if (!count_user_shells(c->uid) && count_users() >= NET.conf.winrs.max_users) {
+		wsman_fault(c, SF_QUOTA_USERS, NULL);
+		return;
+	}
+	creation = soap_text(cx);
+	{
+		/* Forwarded as it is, so make sure it is base64 and nothing else. */
+		size_t n = strlen(creation);
+		unsigned char *tmp = xmalloc(b64_decoded_max(n) + 1);
+		long dl = b64_decode(creation, n, tmp, b64_decoded_max(n));
+		free(tmp);
+		if (dl <= 0) {
+			free(creation);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "creationXml is not base64. ");
+			return;
+		}
+		/* Strip the line breaks some clients insert; one packet is one line. */
+		char *w = creation;
+		for (char *r = creation; *r; r++)
+			if (*r != '\r' && *r != '\n' && *r != ' ' && *r != '\t')
+				*w++ = *r;
+		*w = '\0';
+	}
+
+	sh = xcalloc(1, sizeof *sh);
+	id = soap_attr(body, "ShellId", buf, sizeof buf);
+	if (id) {
+		if (!uuid_valid(id)) {
+			free(creation);
+			free(sh);
+			wsman_fault(c, SF_SHELL_ID_INVALID, NULL);
+			return;
+		}
+		for (struct shell *s = shells; s; s = s->next)
+			if (str_ieq(s->id, id)) {
+				free(creation);
+				free(sh);
+				wsman_fault(c, SF_SHELL_ID_CONFLICT, NULL);
+				return;
+			}
+		snprintf(sh->id, sizeof sh->id, "%s", id);
+		uuid_upcase(sh->id);
+	} else {
+		uuid_upper(sh->id);
+	}
+	sh->owner = xstrdup(c->user);
+	sh->uid = c->uid;
+	sh->login_id = c->login_id;
+	snprintf(sh->remote, sizeof sh->remote, "%s", c->remote);
+	sh->resource_uri = xstrdup(sc->resource_uri);
+	sh->created_ms = sh->active_ms = now_ms();
+	sh->idle_timeout_ms = sc->idle_timeout_ms;
+	if (soap_attr(body, "Name", buf, sizeof buf))
+		sh->name = xstrdup(buf);
+	else if (soap_child(body, NS_RSP, "Name"))
+		sh->name = soap_text(soap_child(body, NS_RSP, "Name"));
+	{
+		xmlNodePtr it = soap_child(body, NS_RSP, "IdleTimeOut");
+		if (it) {
+			char *t = soap_text(it);
+			long long ms = soap_duration_ms(t);
+			free(t);
+			if (ms > 0)
+				sh->idle_timeout_ms = MIN((uint64_t)ms, sc->max_idle_timeout_ms);
+		}
+	}
+	sh->input_streams = xstrdup("stdin pr");
+	sh->output_streams = xstrdup("stdout");
+	ps = sh->psrp = xcalloc(1, sizeof *ps);
+	ps->sh = sh;
+	ps->in_fd = ps->out_fd = ps->err_fd = -1;
+	buf_init(&ps->wbuf, 0);
+	buf_init(&ps->line, PSRP_LINE_MAX);
+	buf_init(&ps->errtext, 0);
+	target_init(&ps->pool, ps, POOL_GUID, NULL);
+	ps->compression = c->req.compression_xpress;
+	ps->creation_xml = creation;
+	sh->opening = true;
+	sh->next = shells;
+	shells = sh;
+
+	oc = xcalloc(1, sizeof *oc);
+	oc->c = c;
+	oc->sh = sh;
+	net_call_prepare(&o, IPC_SESSION_OPEN);
+	ipc_put_u64(&o, c->login_id);
+	ipc_put_str(&o, sh->id);
+	ipc_put_str(&o, sh->resource_uri);
+	ipc_put_str(&o, c->remote);
+	c->hr->call = net_call(&o, on_session, oc);
+}
+
+/* ---- Command, Send, Signal -------------------------------------------- */
+
+static void psrp_command(struct wsman_call *c, struct shell *sh)
+{
+	xmlNodePtr cl = soap_child(c->req.body, NS_RSP, "CommandLine");
+	xmlNodePtr arg = cl ? soap_child(cl, NS_RSP, "Arguments") : NULL;
+	char idbuf[SOAP_MAX_ID + 1], id[37];
+	const char *cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
+	struct command *cmd;
+	struct soap_reply r;
+	char *args;
+
+	if (!cl || !arg || soap_next(arg, NS_RSP, "Arguments")) {
+		/* The PowerShell plug-in takes exactly one Arguments: the first fragments. */
+		wsman_fault(c, SF_SCHEMA_VALIDATION,
+		    "A PowerShell command needs exactly one Arguments element. ");
+		return;
+	}
+	if (cid) {
+		if (!uuid_valid(cid)) {
+			wsman_fault(c, SF_COMMAND_ID_INVALID, NULL);
+			return;
+		}
+		if (command_find(sh, cid)) {
+			wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
+			return;
+		}
+		snprintf(id, sizeof id, "%s", cid);
+		uuid_upcase(id);
+	} else {
+		uuid_upper(id);
+	}
+	args = soap_text(arg);
+	if (psrp_b64_compact(args) < 0) {
+		free(args);
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The Arguments are not base64. ");
+		return;
+	}
+	cmd = xcalloc(1, sizeof *cmd);
+	cmd->sh = sh;
+	snprintf(cmd->id, sizeof cmd->id, "%s", id);
+	cmd->line = xstrdup("(PowerShell pipeline)");
+	cmd->in_fd = cmd->out.fd = cmd->err.fd = -1;
+	cmd->forced_exit = -1;
+	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
+	target_init(&cmd->pipe->t, sh->psrp, id, cmd);
+	park_init(&cmd->recv, cmd, NULL, NULL);
+	cmd->next = sh->cmds;
+	sh->cmds = cmd;
+	queue_simple(&cmd->pipe->t, "Command");
+	queue_data(&cmd->pipe->t, false, args);
+	free(args);
+	audit(sh, cmd, "command-started", -1);
+	soap_reply_begin(&r, &c->req, ACT_COMMAND "Response");
+	soap_w_start(&r, "rsp:CommandResponse");
+	soap_w_elem(&r, "rsp:CommandId", cmd->id);
+	wsman_reply(c, &r);
+}
+
+static void psrp_send(struct wsman_call *c, struct shell *sh)
+{
+	xmlNodePtr send = soap_child(c->req.body, NS_RSP, "Send");
+
+	if (!send) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no Send element. ");
+		return;
+	}
+	for (xmlNodePtr s = soap_child(send, NS_RSP, "Stream"); s; s = soap_next(s, NS_RSP, "Stream")) {
+		char nb[64], cb[SOAP_MAX_ID + 1];
+		const char *name = soap_attr(s, "Name", nb, sizeof nb);
+		const char *cid = soap_attr(s, "CommandId", cb, sizeof cb);
+		struct target *t = &sh->psrp->pool;
+		char *text;
+
+		if (!name || (strcmp(name, "stdin") && strcmp(name, "pr"))) {
+			wsman_fault(c, SF_INVALID_STREAM, name ? name : "(none)");
+			return;
+		}
+		if (cid) {
+			struct command *cmd = command_find(sh, cid);
+			if (!cmd || !cmd->pipe) {
+				wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+				return;
+			}
+			t = &cmd->pipe->t;
+		}
+		text = soap_text(s);
+		if (sh->psrp->compression) {
+			char *plain = psrp_xpress_b64(text);
+			free(text);
+			text = plain;
+		}
+		if (!text || psrp_b64_compact(text) < 0) {
+			free(text);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not valid. ");
+			return;
+		}
+		if (*text)
+			queue_data(t, !strcmp(name, "pr"), text);
+		free(text);
+	}
+	send_reply(c);
+}
+
+static void psrp_signal(struct wsman_call *c, struct shell *sh)
+{
+	xmlNodePtr sig = soap_child(c->req.body, NS_RSP, "Signal");
+	char cb[SOAP_MAX_ID + 1];
+	const char *cid = soap_attr(sig, "CommandId", cb, sizeof cb);
+	struct command *cmd = command_find(sh, cid);
+	struct soap_reply r;
+	const char *what;
+	char *code;
+
+	if (!sig) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no Signal element. ");
+		return;
+	}
+	if (cid && (!cmd || !cmd->pipe)) {
+		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+		return;
+	}
+	code = soap_text(soap_child(sig, NS_RSP, "Code"));
+	what = strrchr(code, '/') ? strrchr(code, '/') + 1 : code;
+	if (cmd) {
+		if (str_ieq(what, "crtl_c") || str_ieq(what, "ctrl_c")) {
+			/* PowerShell's stop: the pipeline ends with state Stopped. */
+			queue_simple(&cmd->pipe->t, "Signal");
+		} else if (str_ieq(what, "terminate")) {
+			if (!cmd->pipe->t.closed)
+				queue_simple(&cmd->pipe->t, "Close");
+			park_fail(&cmd->pipe->t.recv, SF_COMMAND_NOT_FOUND, NULL);
+			cmd->terminated = true;
+		} else {
+			free(code);
+			wsman_fault(c, SF_INVALID_OPTIONS, "The signal code is not supported. ");
+			return;
+		}
+	}
+	free(code);
+	soap_reply_begin(&r, &c->req, ACT_SIGNAL "Response");
+	soap_w_start(&r, "rsp:SignalResponse");
+	wsman_reply(c, &r);
+}
+
+/* ---- Disconnect, Reconnect, Connect ----------------------------------- */
+
+static void empty_reply(struct wsman_call *c, const char *action, const char *elem)
+{
+	struct soap_reply r;
+
+	soap_reply_begin(&r, &c->req, action);
+	if (elem)
+		soap_w_start(&r, elem);
+	wsman_reply(c, &r);
+}
+
+static void psrp_disconnect(struct wsman_call *c, struct shell *sh)
+{
+	sh->disconnected = true;
+	/* Receives in progress end; the runspace keeps running and its output waits. */
+	park_fail(&sh->psrp->pool.recv, SF_SHELL_DISCONNECTED, NULL);
+	for (struct command *cmd = sh->cmds; cmd; cmd = cmd->next)
+		if (cmd->pipe)
+			park_fail(&cmd->pipe->t.recv, SF_SHELL_DISCONNECTED, NULL);
+	audit(sh, NULL, "shell-disconnected", -1);
+	empty_reply(c, ACT_DISCONNECT "Response", "rsp:DisconnectResponse");
+}
+
+static void psrp_reconnect(struct wsman_call *c, struct shell *sh)
+{
+	sh->disconnected = false;
+	audit(sh, NULL, "shell-reconnected", -1);
+	empty_reply(c, ACT_RECONNECT "Response", "rsp:ReconnectResponse");
+}
+
+/*
+ * Connect from a new client: the connectXml (SESSION_CAPABILITY and
+ * CONNECT_RUNSPACEPOOL) goes to the runspace, and its answer up to
+ * RUNSPACEPOOL_INIT_DATA becomes the connectResponseXml; what follows waits
+ * for the client's Receive.
+ */
+static void connect_progress(struct psrp *ps)
+{
+	struct wsman_call *c = ps->connect;
+	struct soap_reply r;
+	struct buf frags;
+	struct frag *f;
+	char *b64;
+	bool found = false;
+
+	for (f = ps->pool.f_head; f && !found; f = f->next)
+		found = f->msg_type == PSRP_RUNSPACEPOOL_INIT_DATA;
+	if (!found)
+		return;
+	/* Take fragments through the end of the INIT_DATA object. */
+	uint64_t init_obj = 0;
+	for (f = ps->pool.f_head; f; f = f->next)
+		if (f->msg_type == PSRP_RUNSPACEPOOL_INIT_DATA) {
+			init_obj = f->object_id;
+			break;
+		}
+	buf_init(&frags, 0);
+	while ((f = ps->pool.f_head)) {
+		bool last = f->object_id == init_obj && f->end;
+		buf_append(&frags, f->data, f->len);
+		ps->pool.f_head = f->next;
+		if (!ps->pool.f_head)
+			ps->pool.f_tail = NULL;
+		ps->pool.f_bytes -= f->len;
+		free(f);
+		if (last)
+			break;
+	}
+	ps->connect = NULL;
+	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
+	c->cancel = NULL;
+	ps->sh->disconnected = false;
+	b64 = b64_encode(frags.data, frags.len);
+	buf_free(&frags);
+	soap_reply_begin(&r, &c->req, ACT_CONNECT "Response");
+	soap_w_start(&r, "rsp:ConnectResponse");
+	soap_w_start(&r, "pwsh:connectResponseXml");
+	soap_w_attr(&r, "xmlns:pwsh", NS_PSH);
+	soap_w_text(&r, b64);
+	free(b64);
+	audit(ps->sh, NULL, "shell-connected", -1);
+	wsman_reply(c, &r);
+}
+
+static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct psrp *ps = userdata;
+	struct wsman_call *c = ps->connect;
+	(void)s; (void)usec;
+
+	ps->connect = NULL;
+	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
+	if (c) {
+		c->cancel = NULL;
+		wsman_fault(c, SF_PROCESS_FAILED,
+		    "The runspace did not answer the connection request; it may not support Connect. ");
+	}
+	return 0;
+}
+
+static void connect_cancel(struct wsman_call *c)
+{
+	struct psrp *ps = c->data;
+
+	if (ps->connect == c) {
+		ps->connect = NULL;
+		ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
+	}
+	wsman_fault(c, SF_TIMED_OUT, NULL);
+}
+
+static void psrp_connect(struct wsman_call *c, struct shell *sh)
+{
+	xmlNodePtr con = soap_child(c->req.body, NS_RSP, "Connect");
+	xmlNodePtr cx = con ? soap_child(con, NS_PSH, "connectXml") : NULL;
+	char cb[SOAP_MAX_ID + 1];
+	struct psrp *ps = sh->psrp;
+	char *data;
+
+	if (!con) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no Connect element. ");
+		return;
+	}
+	if (soap_attr(con, "CommandId", cb, sizeof cb)) {
+		/* Attach to a running pipeline: its output waits for the next Receive. */
+		struct command *cmd = command_find(sh, cb);
+		if (!cmd || !cmd->pipe) {
+			wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+			return;
+		}
+		empty_reply(c, ACT_CONNECT "Response", "rsp:ConnectResponse");
+		return;
+	}
+	if (!cx || ps->connect) {
+		wsman_fault(c, cx ? SF_SHELL_OTHER_CLIENT : SF_SCHEMA_VALIDATION,
+		    "The request has no connectXml. ");
+		return;
+	}
+	data = soap_text(cx);
+	if (psrp_b64_compact(data) < 0) {
+		free(data);
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is not base64. ");
+		return;
+	}
+	/* Output the old client never collected belongs to the old client. */
+	while (ps->pool.f_head) {
+		struct frag *f = ps->pool.f_head;
+		ps->pool.f_head = f->next;
+		free(f);
+	}
+	ps->pool.f_tail = NULL;
+	ps->pool.f_bytes = 0;
+	ps->connect = c;
+	c->data = ps;
+	c->cancel = connect_cancel;
+	sd_event_add_time_relative(NET.ev, &ps->connect_timer, CLOCK_MONOTONIC,
+	    PSRP_CONNECT_MS * 1000ULL, 1000, on_connect_timeout, ps);
+	queue_data(&ps->pool, false, data);
+	free(data);
+}
+
+/* ---- Delete and teardown ---------------------------------------------- */
+
+void psrp_free(struct shell *sh)
+{
+	struct psrp *ps = sh->psrp;
+
+	if (!ps)
+		return;
+	/* Close pipelines, then the pool, then stdin: pwsh ends; the monitor reaps. */
+	if (ps->in_fd >= 0 && !ps->broken) {
+		for (struct command *c = sh->cmds; c; c = c->next)
+			if (c->pipe && !c->pipe->t.closed)
+				buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", c->pipe->t.guid);
+		buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", POOL_GUID);
+		fd_nonblock(ps->in_fd, false);
+		flush_stdin(ps);
+	}
+	for (struct command *c = sh->cmds; c; c = c->next)
+		if (c->pipe) {
+			target_clear(&c->pipe->t);
+			free(c->pipe);
+			c->pipe = NULL;
+		}
+	if (ps->connect) {
+		struct wsman_call *c = ps->connect;
+		ps->connect = NULL;
+		c->cancel = NULL;
+		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
+	}
+	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
+	target_clear(&ps->pool);
+	ps->in_src = sd_event_source_disable_unref(ps->in_src);
+	ps->out_src = sd_event_source_disable_unref(ps->out_src);
+	ps->err_src = sd_event_source_disable_unref(ps->err_src);
+	close_safe(&ps->in_fd);
+	close_safe(&ps->out_fd);
+	close_safe(&ps->err_fd);
+	buf_free(&ps->wbuf);
+	buf_free(&ps->line);
+	buf_free(&ps->errtext);
+	free(ps->creation_xml);
+	free(ps);
+	sh->psrp = NULL;
+}
+
+void psrp_child_exited(struct shell *sh, int pid, int status)
+{
+	struct psrp *ps = sh->psrp;
+
+	if (!ps || pid != ps->pid)
+		return;
+	ps->exited = true;
+	ps->status = status;
+	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)))
+		psrp_break(ps, "The PowerShell runspace process ended unexpectedly. ");
+	else
+		psrp_break(ps, "The PowerShell runspace process ended. ");
+}
+
+void psrp_sweep(struct shell *sh)
+{
+	struct psrp *ps = sh->psrp;
+
+	park_check_client(&ps->pool.recv);
+	for (struct command *c = sh->cmds, *next; c; c = next) {
+		next = c->next;
+		if (!c->pipe)
+			continue;
+		park_check_client(&c->pipe->t.recv);
+	}
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+bool psrp_handles(const struct wsman_call *c)
+{
+	return str_iprefix(c->req.resource_uri, URI_PSH_PREFIX) ||
+	    conf_session_by_uri(&NET.conf, c->req.resource_uri);
+}
+
+void psrp_dispatch(struct wsman_call *c)
+{
+	const struct conf_session *sc = conf_session_by_uri(&NET.conf, c->req.resource_uri);
+	struct shell *sh;
+
+	if (wsman_action_is(c, ACT_CREATE)) {
+		if (!sc || !sc->enabled || sc->protocol != CONF_PROTO_PSRP) {
+			wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
+			return;
+		}
+		psrp_create(c, sc);
+		return;
+	}
+	if (wsman_action_is(c, ACT_ENUMERATE)) {
+		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+		return;
+	}
+	/* By ShellId and owner: pypsrp's get_runspace_pools reconnects on the default URI. */
+	sh = shell_lookup(c, true);
+	if (!sh)
+		return;
+	if (!sh->psrp || sh->opening) {
+		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
+		return;
+	}
+	if (wsman_action_is(c, ACT_DELETE)) {
+		struct soap_reply r;
+		shell_free(sh, "shell-deleted");
+		soap_reply_begin(&r, &c->req, ACT_DELETE "Response");
+		wsman_reply(c, &r);
+		return;
+	}
+	if (wsman_action_is(c, ACT_CONNECT)) {
+		psrp_connect(c, sh);
+		return;
+	}
+	if (wsman_action_is(c, ACT_RECONNECT)) {
+		psrp_reconnect(c, sh);
+		return;
+	}
+	if (wsman_action_is(c, ACT_GET)) {
+		struct soap_reply r;
+		soap_reply_begin(&r, &c->req, ACT_GET "Response");
+		write_shell(&r, sh);
+		wsman_reply(c, &r);
+		return;
+	}
+	if (sh->disconnected && !wsman_action_is(c, ACT_DISCONNECT)) {
+		wsman_fault(c, SF_SHELL_DISCONNECTED, NULL);
+		return;
+	}
+	if (sh->psrp->broken && !wsman_action_is(c, ACT_SIGNAL) && !wsman_action_is(c, ACT_RECEIVE)) {
+		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process ended. ");
+		return;
+	}
+	if (wsman_action_is(c, ACT_COMMAND))
+		psrp_command(c, sh);
+	else if (wsman_action_is(c, ACT_SEND))
+		psrp_send(c, sh);
+	else if (wsman_action_is(c, ACT_RECEIVE))
+		psrp_receive(c, sh);
+	else if (wsman_action_is(c, ACT_SIGNAL))
+		psrp_signal(c, sh);
+	else if (wsman_action_is(c, ACT_DISCONNECT))
+		psrp_disconnect(c, sh);
+	else
+		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+}

@@ -1,0 +1,114 @@
+/*
+ * shell_int.h - what the WinRS shell code (shell.c) and the PSRP bridge
+ * (psrp.c) share: shells, their commands, parked Receives (worker only).
+ */
+#ifndef WINRMD_SHELL_INT_H
+#define WINRMD_SHELL_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "soap.h"
+#include "util.h"
+
+struct wsman_call;
+struct psrp;
+
+/* A Receive waiting for news: answered by `answer` or by a timeout fault. */
+struct park {
+	struct wsman_call *call;
+	sd_event_source *timer;
+	void *owner;
+	bool (*has_news)(void *owner);
+	void (*answer)(void *owner, struct wsman_call *c);
+};
+
+void park_init(struct park *p, void *owner, bool (*has_news)(void *),
+    void (*answer)(void *, struct wsman_call *));
+void park_call(struct park *p, struct wsman_call *c);
+void park_wake(struct park *p);
+void park_fail(struct park *p, enum soap_fault f, const char *arg);
+struct wsman_call *park_release(struct park *p);
+void park_check_client(struct park *p);
+
+struct shell;
+
+struct stream {
+	struct buf data;
+	int fd;
+	sd_event_source *src;
+	bool eof;               /* the pipe reached EOF */
+	bool end_sent;          /* End="true" went to the client */
+	size_t inflight;        /* bytes in a reply not yet known to be delivered */
+};
+
+struct command {
+	struct command *next;
+	struct shell *sh;
+	char id[37];
+	char *line;             /* for the audit log */
+	int pid;
+	bool spawning, exited, done_sent, terminated;
+	int status;
+	int forced_exit;        /* exit code of a command that never ran, or -1 */
+	struct stream out, err;
+	/* stdin */
+	int in_fd;
+	sd_event_source *in_src;
+	struct buf in;
+	bool in_end;
+	struct wsman_call *held_send;   /* waits for stdin to drain */
+	struct park recv;
+	bool want_out, want_err;
+	struct psrp_pipe *pipe;         /* PSRP: the pipeline this command is */
+};
+
+struct shell {
+	struct shell *next;
+	char id[37];
+	char *owner;
+	uid_t uid;
+	uint64_t login_id;      /* the login that created it (for spawn checks: any login of the owner works) */
+	char remote[64];
+	char *resource_uri;
+	char *name;
+	uint64_t session;       /* the monitor's PAM session */
+	char *cwd;
+	char **env;
+	size_t nenv;
+	uint64_t created_ms, active_ms, idle_timeout_ms;
+	char *input_streams, *output_streams;
+	struct command *cmds;
+	bool opening;
+	struct psrp *psrp;              /* PSRP: the runspace process behind this shell */
+	bool disconnected;
+};
+
+extern struct shell *shells;
+
+void uuid_upcase(char *s);
+void duration(char *out, size_t n, uint64_t ms);
+unsigned count_user_shells(uid_t uid);
+unsigned count_users(void);
+struct shell *shell_lookup(struct wsman_call *c, bool fault);
+struct command *command_find(struct shell *sh, const char *id);
+void audit(const struct shell *sh, const struct command *cmd, const char *what, long long exit_code);
+void shell_free(struct shell *sh, const char *why);
+void write_shell(struct soap_reply *r, const struct shell *sh);
+void create_reply(struct wsman_call *c, struct shell *sh);
+bool stream_names_ok(const char *list, const char *allowed);
+void monitor_signal(const struct shell *sh, int pid, int sig);
+void send_reply(struct wsman_call *c);
+
+/* psrp.c */
+bool psrp_handles(const struct wsman_call *c);
+void psrp_dispatch(struct wsman_call *c);
+void psrp_sweep(struct shell *sh);
+void psrp_free(struct shell *sh);
+void psrp_child_exited(struct shell *sh, int pid, int status);
+void psrp_write_shell_extra(struct soap_reply *r, const struct shell *sh);
+
+#endif
