@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -35,6 +36,12 @@ static void usage(FILE *f)
 	    "  ntlm set-password USER [--stdin] set the NT hash NTLM logins of USER are checked against\n"
 	    "  ntlm remove USER                forget USER's NT hash\n"
 	    "  ntlm list                       users with an NT hash\n"
+	    "  session-config list             session configurations (sessions.d/)\n"
+	    "  session-config show NAME        one configuration, with its effective values\n"
+	    "  session-config register NAME [--command CMD] [--allowed-groups G] [--allowed-users U]\n"
+	    "                 [--run-as USER] [--configuration-file F] [--resource-uri URI] [--disabled]\n"
+	    "  session-config unregister NAME\n"
+	    "  session-config enable|disable NAME\n"
 	    "SECTION is written as in the file: Service, Service/Auth, Winrs, \"Listener NAME\".\n"
 	    "After a change, reload the daemon: systemctl reload winrmd.\n");
 }
@@ -98,7 +105,7 @@ static void norm_section(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static int cmd_config_set(const char *section, const char *key, const char *value)
+static int config_set_in(const char *path, const char *section, const char *key, const char *value)
 {
 	struct buf in, out;
 	struct conf c;
@@ -114,8 +121,8 @@ static int cmd_config_set(const char *section, const char *key, const char *valu
 		return 1;
 	}
 	norm_section(section, want, sizeof want);
-	if ((r = read_file(conf_path, &in)) < 0) {
-		fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+	if ((r = read_file(path, &in)) < 0) {
+		fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(-r));
 		return 1;
 	}
 	text = buf_str(&in);
@@ -161,7 +168,7 @@ static int cmd_config_set(const char *section, const char *key, const char *valu
 	}
 	if (!done)
 		buf_appendf(&out, "\n[%s]\n%s = %s\n", section, key, value);
-	r = conf_parse((char *)out.data, out.len, conf_path, &c, err, sizeof err);
+	r = conf_parse((char *)out.data, out.len, path, &c, err, sizeof err);
 	if (r < 0) {
 		fprintf(stderr, "winrmctl: not changed: %s\n", err);
 		buf_free(&in);
@@ -169,15 +176,178 @@ static int cmd_config_set(const char *section, const char *key, const char *valu
 		return 1;
 	}
 	conf_free(&c);
-	r = write_file_atomic(conf_path, buf_str(&out),
-	    stat(conf_path, &st) == 0 ? (st.st_mode & 0777) : 0644);
+	r = write_file_atomic(path, buf_str(&out),
+	    stat(path, &st) == 0 ? (st.st_mode & 0777) : 0644);
 	buf_free(&in);
 	buf_free(&out);
 	if (r < 0) {
-		fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+		fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(-r));
 		return 1;
 	}
 	return 0;
+}
+
+static int cmd_config_set(const char *section, const char *key, const char *value)
+{
+	return config_set_in(conf_path, section, key, value);
+}
+
+/* ---- session configurations ------------------------------------------- */
+
+static void session_path(const char *name, char *out, size_t len)
+{
+	const char *slash = strrchr(conf_path, '/');
+
+	if (slash)
+		snprintf(out, len, "%.*s/sessions.d/%s.conf", (int)(slash - conf_path), conf_path, name);
+	else
+		snprintf(out, len, "sessions.d/%s.conf", name);
+}
+
+static int load_all(struct conf *c)
+{
+	char err[1024];
+
+	if (conf_load(conf_path, c, err, sizeof err) < 0) {
+		fprintf(stderr, "winrmctl: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static bool name_ok(const char *n)
+{
+	if (!*n || strlen(n) > 63)
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+		    strchr("._-", *n)))
+			return false;
+	return true;
+}
+
+static int cmd_session(int argc, char **argv)
+{
+	char path[PATH_MAX + 64];
+	struct conf c;
+
+	if (argc >= 1 && !strcmp(argv[0], "list")) {
+		if (load_all(&c) < 0)
+			return 1;
+		for (size_t i = 0; i < c.n_sessions; i++)
+			printf("%-28s %-8s %s\n", c.sessions[i].name,
+			    c.sessions[i].enabled ? "enabled" : "disabled", c.sessions[i].resource_uri);
+		conf_free(&c);
+		return 0;
+	}
+	if (argc < 2 || !name_ok(argv[1])) {
+		usage(stderr);
+		return 2;
+	}
+	session_path(argv[1], path, sizeof path);
+	if (!strcmp(argv[0], "show")) {
+		char *dump, *p;
+		const char *hdr;
+		if (load_all(&c) < 0)
+			return 1;
+		if (!conf_session_by_name(&c, argv[1])) {
+			fprintf(stderr, "winrmctl: no session configuration %s\n", argv[1]);
+			conf_free(&c);
+			return 1;
+		}
+		/* The dump's own section for it: one source of truth for how values print. */
+		dump = conf_dump(&c);
+		hdr = NULL;
+		for (p = dump; (p = strstr(p, "[SessionConfiguration ")); p++)
+			if (!strncasecmp(p + 22, argv[1], strlen(argv[1])) && p[22 + strlen(argv[1])] == ']') {
+				hdr = p;
+				break;
+			}
+		if (hdr) {
+			const char *end = strstr(hdr + 1, "\n\n");
+			printf("%.*s\n", (int)(end ? end - hdr : (long)strlen(hdr)), hdr);
+		}
+		free(dump);
+		conf_free(&c);
+		return 0;
+	}
+	if (!strcmp(argv[0], "unregister")) {
+		if (unlink(path) < 0) {
+			fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (!strcmp(argv[0], "enable") || !strcmp(argv[0], "disable")) {
+		if (access(path, F_OK) < 0) {
+			fprintf(stderr, "winrmctl: no file %s\n", path);
+			return 1;
+		}
+		return config_set_in(path, "SessionConfiguration", "Enabled",
+		    !strcmp(argv[0], "enable") ? "true" : "false");
+	}
+	if (!strcmp(argv[0], "register")) {
+		static const struct { const char *opt, *key; } opts[] = {
+			{ "--command", "Command" }, { "--allowed-groups", "AllowedGroups" },
+			{ "--allowed-users", "AllowedUsers" }, { "--run-as", "RunAsUser" },
+			{ "--configuration-file", "ConfigurationFile" }, { "--resource-uri", "ResourceURI" },
+		};
+		struct buf text;
+		char dir[PATH_MAX + 64], err[1024], *slash;
+		int r;
+
+		if (access(path, F_OK) == 0) {
+			fprintf(stderr, "winrmctl: %s exists; unregister it first\n", path);
+			return 1;
+		}
+		buf_init(&text, 0);
+		buf_appendf(&text, "# Registered with winrmctl session-config register.\n"
+		    "[SessionConfiguration]\nName = %s\n", argv[1]);
+		for (int i = 2; i < argc; i++) {
+			bool matched = false;
+			if (!strcmp(argv[i], "--disabled")) {
+				buf_appends(&text, "Enabled = false\n");
+				continue;
+			}
+			for (size_t k = 0; k < ARRAY_SIZE(opts) && i + 1 < argc; k++)
+				if (!strcmp(argv[i], opts[k].opt)) {
+					if (strchr(argv[i + 1], '\n') || strchr(argv[i + 1], '#')) {
+						fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
+						buf_free(&text);
+						return 1;
+					}
+					buf_appendf(&text, "%s = %s\n", opts[k].key, argv[++i]);
+					matched = true;
+					break;
+				}
+			if (!matched) {
+				fprintf(stderr, "winrmctl: unknown option %s\n", argv[i]);
+				buf_free(&text);
+				return 2;
+			}
+		}
+		snprintf(dir, sizeof dir, "%s", path);
+		if ((slash = strrchr(dir, '/'))) {
+			*slash = '\0';
+			mkdir(dir, 0755);
+		}
+		r = write_file_atomic(path, buf_str(&text), 0644);
+		buf_free(&text);
+		if (r < 0) {
+			fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(-r));
+			return 1;
+		}
+		/* Validate everything together; undo if the daemon would refuse it. */
+		if (conf_load(conf_path, &c, err, sizeof err) < 0) {
+			unlink(path);
+			fprintf(stderr, "winrmctl: not registered: %s\n", err);
+			return 1;
+		}
+		conf_free(&c);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
 }
 
 static int cmd_config_get(const char *section, const char *key)
@@ -335,6 +505,8 @@ int main(int argc, char **argv)
 		return cmd_config_get(argv[2], argv[3]);
 	if (!strcmp(argv[0], "config") && argc == 5 && !strcmp(argv[1], "set"))
 		return cmd_config_set(argv[2], argv[3], argv[4]);
+	if (!strcmp(argv[0], "session-config"))
+		return cmd_session(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "ntlm")) {
 		if (ntlm_crypto_init() < 0) {
 			fprintf(stderr, "winrmctl: OpenSSL's legacy provider (MD4) is not available\n");
