@@ -9,11 +9,12 @@ SYSCONFDIR ?= /etc
 BUILD   ?= build
 SANITIZE ?=
 
-PKGS    := libmicrohttpd libxml-2.0 libcrypto libsystemd
+PKGS    := libmicrohttpd libxml-2.0 libcrypto libsystemd krb5-gssapi
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 	   -Idaemon -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  += $(if $(wildcard daemon/xpress.c),-DHAVE_XPRESS)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam
 
@@ -27,7 +28,7 @@ COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
 DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/mon_spawn.c \
 	daemon/mon_user.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
 	daemon/wsman.c daemon/encmsg.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
-	daemon/ntstore.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/psrp.c \
+	daemon/ntstore.c daemon/gss.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/psrp.c \
 	daemon/psrp_wire.c $(wildcard daemon/xpress.c)
 UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 

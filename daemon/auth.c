@@ -40,6 +40,8 @@ void auth_add_challenges(struct http_req *r, struct MHD_Response *resp)
 	/* Offer only what this listener can complete; each scheme its own header. */
 	if (auth_negotiate_available())
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Negotiate");
+	if (auth_kerberos_offered())
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Kerberos");
 	if (basic_allowed(r))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"WSMAN\"");
 }
@@ -247,7 +249,8 @@ void auth_request(struct http_req *r)
 		auth_basic(r, hdr);
 		return;
 	}
-	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM "))) {
+	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM ") ||
+	    str_iprefix(hdr, "Kerberos "))) {
 		const char *sp = strchr(hdr, ' ');
 		char scheme[16];
 		snprintf(scheme, sizeof scheme, "%.*s", (int)(sp - hdr), hdr);

@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "auth.h"
 #include "encmsg.h"
+#include "gss.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
@@ -38,6 +40,7 @@ struct auth_neg {
 	unsigned char server_challenge[8];
 	struct ntlm_sec sec;
 	bool sec_ready;
+	struct gss_sec *gss;            /* Kerberos: the context the monitor exported */
 };
 
 static void neg_reset(struct auth_neg *n)
@@ -48,6 +51,8 @@ static void neg_reset(struct auth_neg *n)
 	if (n->sec_ready)
 		ntlm_sec_free(&n->sec);
 	n->sec_ready = false;
+	gss_sec_free(n->gss);
+	n->gss = NULL;
 	wipe(n->server_challenge, sizeof n->server_challenge);
 	n->state = NEG_NONE;
 }
@@ -63,6 +68,12 @@ void auth_neg_free(struct auth_neg *n)
 bool auth_conn_negotiated(const struct http_conn *c)
 {
 	return c->neg && c->neg->state == NEG_DONE;
+}
+
+bool auth_kerberos_offered(void)
+{
+	/* The keytab is root's; its existence is all the worker can (and needs to) see. */
+	return NET.conf.auth.kerberos && access(NET.conf.auth.keytab, F_OK) == 0;
 }
 
 static void set_www(struct http_req *r, const char *scheme, const unsigned char *tok, size_t n)
@@ -309,6 +320,90 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 	r->call = net_call(&o, on_ntlm_result, vc);
 }
 
+/* ---- Kerberos (raw, or inside SPNEGO) -> monitor ---------------------- */
+
+struct gss_ctx {
+	struct http_req *r;
+};
+
+static void on_gss_result(void *data, struct ipc_msg *m)
+{
+	struct gss_ctx *gc = data;
+	struct http_req *r = gc->r;
+	struct auth_neg *n;
+	uint32_t result, uid;
+	uint64_t login;
+	const char *user;
+	const unsigned char *ctx, *tok;
+	size_t cl, tl;
+
+	free(gc);
+	if (!m)
+		return;
+	r->call = 0;
+	n = r->conn->neg;
+	result = ipc_u32(m);
+	login = ipc_u64(m);
+	user = ipc_str(m);
+	uid = ipc_u32(m);
+	(void)ipc_u32(m);
+	ctx = ipc_bytes(m, &cl);
+	tok = ipc_bytes(m, &tl);
+	if (!ipc_end(m) || !n) {
+		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		return;
+	}
+	if (result == IPC_AUTH_FORBIDDEN) {
+		neg_reset(n);
+		wsman_reject_forbidden(r);
+		return;
+	}
+	if (result != IPC_AUTH_OK || gss_sec_import(ctx, cl, &n->gss) < 0) {
+		fail(r, result == IPC_AUTH_ACCOUNT ? "account-refused" : "kerberos-refused");
+		return;
+	}
+	/* The mutual-authentication token rides on the answer (pywinrm requires it). */
+	if (tl)
+		set_www(r, n->scheme, tok, tl);
+	n->state = NEG_DONE;
+	r->conn->login_id = login;
+	free(r->conn->user);
+	r->conn->user = xstrdup(user);
+	r->conn->uid = uid;
+	r->conn->have_basic = false;
+	r->scheme = str_ieq(n->scheme, "Kerberos") ? "Kerberos" : "Negotiate";
+	finish_login(r);
+}
+
+static void on_kerberos(struct http_req *r, struct auth_neg *n, const unsigned char *tok, size_t len)
+{
+	const struct net_listener *l = r->conn->l;
+	unsigned char app[128];
+	size_t al = 0;
+	struct ipc_out o;
+	struct gss_ctx *gc;
+
+	if (!NET.conf.auth.kerberos) {
+		fail(r, "kerberos-disabled");
+		return;
+	}
+	neg_reset(n);
+	if (http_is_https(r) && NET.conf.auth.cbt_level != CONF_CBT_NONE && l->cert_hash_len) {
+		memcpy(app, "tls-server-end-point:", 21);
+		memcpy(app + 21, l->cert_hash, l->cert_hash_len);
+		al = 21 + l->cert_hash_len;
+	}
+	gc = xcalloc(1, sizeof *gc);
+	gc->r = r;
+	n->state = NEG_VERIFYING;
+	net_call_prepare(&o, IPC_GSS_ACCEPT);
+	ipc_put_bytes(&o, tok, len);
+	ipc_put_bytes(&o, app, al);
+	ipc_put_u32(&o, al && NET.conf.auth.cbt_level == CONF_CBT_STRICT);
+	ipc_put_str(&o, r->conn->remote);
+	r->call = net_call(&o, on_gss_result, gc);
+}
+
 /* ---- entry points ----------------------------------------------------- */
 
 void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
@@ -318,8 +413,9 @@ void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
 	long len;
 	size_t bl = strlen(b64);
 
-	r->scheme = str_ieq(scheme, "NTLM") ? "NTLM" : "Negotiate";
-	if (!NET.conf.auth.negotiate) {
+	r->scheme = str_ieq(scheme, "NTLM") ? "NTLM" : str_ieq(scheme, "Kerberos") ? "Kerberos" :
+	    "Negotiate";
+	if (!str_ieq(scheme, "Kerberos") && !NET.conf.auth.negotiate) {
 		fail(r, "negotiate-disabled");
 		return;
 	}
@@ -340,9 +436,13 @@ void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
 		/* A new handshake on an authenticated connection starts over. */
 		neg_reset(n);
 	}
-	snprintf(n->scheme, sizeof n->scheme, "%s", str_ieq(scheme, "NTLM") ? "NTLM" : "Negotiate");
+	snprintf(n->scheme, sizeof n->scheme, "%s", r->scheme);
 
-	if (ntlm_looks_like(tok, (size_t)len)) {
+	if (gss_is_krb5_token(tok, (size_t)len)) {
+		on_kerberos(r, n, tok, (size_t)len);
+	} else if (str_ieq(scheme, "Kerberos")) {
+		fail(r, "unsupported-token");   /* the Kerberos scheme carries only Kerberos */
+	} else if (ntlm_looks_like(tok, (size_t)len)) {
 		uint32_t type = (size_t)len >= 12 ? (uint32_t)tok[8] | (uint32_t)tok[9] << 8 : 0;
 		if (n->state == NEG_NONE)
 			n->spnego = false;
@@ -356,6 +456,9 @@ void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
 		struct spnego_tok st;
 		if (spnego_parse(tok, (size_t)len, &st) < 0) {
 			fail(r, "spnego-malformed");
+		} else if (st.kind == SPNEGO_INIT && st.mech_krb5_first && st.mech_token) {
+			/* MIT's SPNEGO mechanism takes the whole token and answers in kind. */
+			on_kerberos(r, n, tok, (size_t)len);
 		} else if (st.kind == SPNEGO_INIT) {
 			if (!st.offers_ntlm || !st.mech_ntlm_first || !st.mech_token ||
 			    !ntlm_looks_like(st.mech_token, st.mech_token_len)) {
@@ -415,6 +518,23 @@ int auth_unseal_request(struct http_req *r)
 
 	if (!enc_is_encrypted(ct))
 		return 0;
+	if (n && n->gss && enc_parse(ct, r->body.data, r->body.len, &eb) == 0) {
+		size_t plain_len = 0;
+		buf_init(&plain, r->body.limit);
+		buf_append(&plain, eb.data, eb.data_len);
+		if (gss_sec_unwrap(n->gss, eb.header, eb.header_len, plain.data, plain.len, &plain_len) < 0) {
+			buf_free_secret(&plain);
+			log_notice("sealed message from %s failed its integrity check", r->conn->remote);
+			fail(r, "bad-signature");
+			return -EACCES;
+		}
+		plain.len = MIN(plain_len, eb.orig_len ? eb.orig_len : plain_len);
+		snprintf(r->enc_protocol, sizeof r->enc_protocol, "%s", eb.protocol);
+		buf_free_secret(&r->body);
+		r->body = plain;
+		r->encrypted = true;
+		return 0;
+	}
 	if (!n || !n->sec_ready || enc_parse(ct, r->body.data, r->body.len, &eb) < 0 ||
 	    eb.header_len != 16 || eb.orig_len > eb.data_len) {
 		snprintf(r->result, sizeof r->result, "bad-encryption");
@@ -445,7 +565,28 @@ int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t 
 	struct buf sealed;
 	int rc;
 
-	if (!r->encrypted || !n || !n->sec_ready || !r->out.len)
+	if (!r->encrypted || !n || !r->out.len)
+		return 0;
+	if (n->gss) {
+		struct buf hdr, data;
+		buf_init(&hdr, 0);
+		buf_init(&data, 0);
+		buf_init(&sealed, 0);
+		rc = gss_sec_wrap(n->gss, r->out.data, r->out.len, &hdr, &data);
+		if (rc == 0)
+			rc = enc_build(r->enc_protocol, hdr.data, hdr.len, data.data, data.len, data.len,
+			    &sealed, ctype, ctlen);
+		buf_free(&hdr);
+		buf_free(&data);
+		if (rc < 0) {
+			buf_free(&sealed);
+			return rc;
+		}
+		buf_free(out);
+		*out = sealed;
+		return 1;
+	}
+	if (!n->sec_ready)
 		return 0;
 	if (ntlm_seal(&n->sec, r->out.data, r->out.len, sig) < 0)
 		return -EIO;

@@ -30,6 +30,8 @@ enum ipc_type {
 	IPC_SPAWN_RESULT,        /* u32 req, i32 result, u32 pid; fds stdin, stdout, stderr */
 	IPC_CHILD_EXIT,          /* u64 session, u32 pid, i32 wait status */
 	IPC_NTLM_RESULT,         /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid, bytes session key */
+	IPC_GSS_RESULT,          /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid,
+	                            bytes exported context, bytes reply token */
 
 	/* worker -> monitor */
 	IPC_AUTH_PASSWORD = 100, /* u32 req, str user, str password, str remote */
@@ -41,6 +43,7 @@ enum ipc_type {
 	IPC_WORKER_READY,        /* (empty): listeners are up */
 	IPC_NTLM_VERIFY,         /* u32 req, str user, str domain, bytes challenge, bytes nt response,
 	                            bytes encrypted session key, u32 flags, str remote */
+	IPC_GSS_ACCEPT,          /* u32 req, bytes token, bytes channel-binding data, u32 strict, str remote */
 };
 
 /* IPC_SPAWN flags */

@@ -32,6 +32,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mon.h"
+#include "gss.h"
 #include "ntlm.h"
 #include "ntstore.h"
 #include "tls.h"
@@ -186,8 +187,8 @@ static void send_worker(struct ipc_out *o)
 		ipc_out_free(o);
 }
 
-static void login_reply(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
-    const unsigned char *key, size_t keylen)
+static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
+    const unsigned char *key, size_t keylen, const unsigned char *tok, size_t toklen)
 {
 	struct ipc_out o;
 
@@ -198,11 +199,19 @@ static void login_reply(uint32_t type, uint32_t req, uint32_t result, const stru
 	ipc_put_str(&o, l ? l->user : "");
 	ipc_put_u32(&o, l ? (uint32_t)l->uid : 0);
 	ipc_put_u32(&o, l ? (uint32_t)l->gid : 0);
-	if (type == IPC_NTLM_RESULT) {
+	if (type == IPC_NTLM_RESULT || type == IPC_GSS_RESULT) {
 		o.secret = true;
 		ipc_put_bytes(&o, key, keylen);
 	}
+	if (type == IPC_GSS_RESULT)
+		ipc_put_bytes(&o, tok, toklen);
 	send_worker(&o);
+}
+
+static void login_reply(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
+    const unsigned char *key, size_t keylen)
+{
+	login_reply2(type, req, result, l, key, keylen, NULL, 0);
 }
 
 static void auth_reply(uint32_t req, uint32_t result, const struct mon_login *l)
@@ -269,8 +278,8 @@ static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
 }
 
 /* The identity is proven: check the account is allowed in and remember the login. */
-static void login_finish(uint32_t type, uint32_t req, char *canon, const char *remote,
-    const unsigned char *key, size_t keylen)
+static void login_finish2(uint32_t type, uint32_t req, char *canon, const char *remote,
+    const unsigned char *key, size_t keylen, const unsigned char *tok, size_t toklen)
 {
 	struct mon_login *l;
 	struct passwd *pw = getpwnam(canon);
@@ -299,7 +308,13 @@ static void login_finish(uint32_t type, uint32_t req, char *canon, const char *r
 	l->gid = pw->pw_gid;
 	l->remote = xstrdup(remote);
 	M.logins[M.n_logins++] = l;
-	login_reply(type, req, IPC_AUTH_OK, l, key, keylen);
+	login_reply2(type, req, IPC_AUTH_OK, l, key, keylen, tok, toklen);
+}
+
+static void login_finish(uint32_t type, uint32_t req, char *canon, const char *remote,
+    const unsigned char *key, size_t keylen)
+{
+	login_finish2(type, req, canon, remote, key, keylen, NULL, 0);
 }
 
 static void h_auth_password(struct ipc_msg *m)
@@ -345,6 +360,48 @@ static bool ntlm_domain_local(const char *domain)
 	n = strcspn(host, ".");
 	return !strcasecmp(domain, host) || (strlen(domain) == n && !strncasecmp(domain, host, n)) ||
 	    (strlen(domain) == MIN(n, 15) && !strncasecmp(domain, host, MIN(n, 15)));
+}
+
+static void h_gss_accept(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	size_t tl, cbl;
+	const unsigned char *tok = ipc_bytes(m, &tl), *cb = ipc_bytes(m, &cbl);
+	uint32_t strict = ipc_u32(m);
+	const char *remote = ipc_str(m);
+	struct buf out, exp;
+	char why[512] = "", *user = NULL;
+	int r;
+
+	if (!ipc_end(m))
+		return;
+	if (!str_clean(remote, 64) || !M.conf.auth.kerberos) {
+		reply_delayed(IPC_GSS_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	buf_init(&out, 0);
+	buf_init(&exp, 0);
+	/* MIT parses the token; it runs here because only root may read the keytab. */
+	r = gss_accept(M.conf.auth.keytab, tok, tl, cb, cbl, strict != 0, &user, &out, &exp,
+	    why, sizeof why);
+	if (r < 0) {
+		log_notice("Kerberos login from %s failed: %s", remote, why);
+		buf_free(&out);
+		buf_free_secret(&exp);
+		reply_delayed(IPC_GSS_RESULT, req, r == -EIO ? IPC_AUTH_ERROR : IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
+		log_notice("Kerberos login of %s from %s: account refused by PAM", user, remote);
+		free(user);
+		buf_free(&out);
+		buf_free_secret(&exp);
+		reply_delayed(IPC_GSS_RESULT, req, IPC_AUTH_ACCOUNT);
+		return;
+	}
+	login_finish2(IPC_GSS_RESULT, req, user, remote, exp.data, exp.len, out.data, out.len);
+	buf_free(&out);
+	buf_free_secret(&exp);
 }
 
 static void h_ntlm_verify(struct ipc_msg *m)
@@ -630,6 +687,7 @@ static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata
 	switch (m->type) {
 	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
 	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
+	case IPC_GSS_ACCEPT: h_gss_accept(m); break;
 	case IPC_LOGIN_RELEASE: h_login_release(m); break;
 	case IPC_SESSION_OPEN: h_session_open(m); break;
 	case IPC_SPAWN: h_spawn(m); break;

@@ -13,7 +13,7 @@
 #include "psrp_wire.h"
 #include "util.h"
 
-#if __has_include("xpress.h")
+#ifdef HAVE_XPRESS
 #include "xpress.h"
 #define XPRESS_DECODE xpress_winrm_decode
 #else
