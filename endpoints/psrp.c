@@ -1159,8 +1159,12 @@ void psrp_sweep(struct shell *sh)
 
 bool psrp_handles(const struct wsman_call *c)
 {
-	return str_iprefix(c->req.resource_uri, URI_PSH_PREFIX) ||
-	    conf_session_by_uri(&NET.conf, c->req.resource_uri);
+	const struct conf_session *sc = conf_session_by_uri(&NET.conf, c->req.resource_uri);
+
+	/* A winrs-protocol configuration (enable-remoting's cmd.conf) stays with WinRS. */
+	if (sc)
+		return sc->protocol == CONF_PROTO_PSRP;
+	return str_iprefix(c->req.resource_uri, URI_PSH_PREFIX);
 }
 
 void psrp_dispatch(struct wsman_call *c)
