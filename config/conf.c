@@ -23,10 +23,10 @@
 #include "conf.h"
 #include "util.h"
 
-enum sec { SEC_SERVICE, SEC_AUTH, SEC_WINRS, SEC_LISTENER, SEC_SESSION, SEC_NONE };
+enum sec { SEC_SERVICE, SEC_AUTH, SEC_WINRS, SEC_LISTENER, SEC_SESSION, SEC_CERTMAP, SEC_NONE };
 enum ktype { KT_BOOL, KT_UINT, KT_STR, KT_PATH, KT_LIST, KT_ENUM, KT_ADDR };
 
-static const char *const sec_names[] = { "Service", "Service/Auth", "Winrs", "Listener", "SessionConfiguration" };
+static const char *const sec_names[] = { "Service", "Service/Auth", "Winrs", "Listener", "SessionConfiguration", "CertMapping" };
 static const char *const transport_names[] = { "HTTP", "HTTPS", NULL };
 static const char *const cbt_names[] = { "None", "Relaxed", "Strict", NULL };
 static const char *const proto_names[] = { "psrp", "winrs", NULL };
@@ -48,6 +48,7 @@ struct conf_key {
 #define WR(f) offsetof(struct conf_winrs, f)
 #define LS(f) offsetof(struct conf_listener, f)
 #define SC(f) offsetof(struct conf_session, f)
+#define CM(f) offsetof(struct conf_certmap, f)
 
 static const struct conf_key conf_keys[] = {
 	{ SEC_SERVICE, "AllowUnencrypted", KT_BOOL, SV(allow_unencrypted), "false", 0, 0, NULL },
@@ -102,6 +103,11 @@ static const struct conf_key conf_keys[] = {
 	{ SEC_SESSION, "OutputBufferingMode", KT_ENUM, SC(output_buffering), "Block", 0, 0, buffering_names },
 	{ SEC_SESSION, "MaxReceivedDataSizePerCommandMB", KT_UINT, SC(max_recv_data_mb), "50", 1, 4096, NULL },
 	{ SEC_SESSION, "MaxReceivedObjectSizeMB", KT_UINT, SC(max_recv_object_mb), "10", 1, 4096, NULL },
+
+	{ SEC_CERTMAP, "Subject", KT_STR, CM(subject), "", 0, 0, NULL },
+	{ SEC_CERTMAP, "Issuer", KT_STR, CM(issuer), "", 0, 0, NULL },
+	{ SEC_CERTMAP, "User", KT_STR, CM(user), "", 0, 0, NULL },
+	{ SEC_CERTMAP, "Enabled", KT_BOOL, CM(enabled), "true", 0, 0, NULL },
 };
 
 static const char conf_embedded_text[] =
@@ -124,7 +130,8 @@ static void *key_ptr(struct conf *c, void *l, const struct conf_key *k)
 	case SEC_AUTH: base = (char *)&c->auth; break;
 	case SEC_WINRS: base = (char *)&c->winrs; break;
 	case SEC_LISTENER:
-	case SEC_SESSION: base = (char *)l; break;
+	case SEC_SESSION:
+	case SEC_CERTMAP: base = (char *)l; break;
 	default: return NULL;
 	}
 	return base + k->off;
@@ -363,6 +370,15 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 	}
 	if (!*c->service.pam_service || !word_ok(c->service.pam_service))
 		FAIL(0, "PamService", "invalid PAM service name");
+	for (size_t i = 0; i < c->n_certmaps; i++) {
+		struct conf_certmap *cm = &c->certmaps[i];
+		if (!*cm->subject)
+			FAIL(cm->line, "Subject", "[CertMapping %s] needs a Subject (or *)", cm->name);
+		if (!*cm->user || !word_ok(cm->user))
+			FAIL(cm->line, "User", "[CertMapping %s] needs a local user name", cm->name);
+	}
+	if (c->auth.certificate && !*c->auth.ca_file)
+		FAIL(0, "CAFile", "Certificate authentication needs CAFile, the CAs client certificates are checked against");
 	for (size_t i = 0; i < c->n_sessions; i++) {
 		struct conf_session *sc = &c->sessions[i];
 #define SFAIL(key, ...) do { \
@@ -469,6 +485,23 @@ static int parse_into(struct conf *c, const char *text, size_t len, const char *
 			}
 			if (session_file)
 				FAIL(lineno, NULL, "a session file holds only [SessionConfiguration]");
+			if (str_ieq(s, "CertMapping")) {
+				struct conf_certmap *cm;
+				if (!arg || !listener_name_ok(arg))
+					FAIL(lineno, NULL, "[CertMapping NAME] needs a name of letters, digits, . _ -");
+				for (size_t i = 0; i < c->n_certmaps; i++)
+					if (!strcmp(c->certmaps[i].name, arg))
+						FAIL(lineno, NULL, "certificate mapping %s defined twice", arg);
+				if (c->n_certmaps >= CONF_MAX_CERTMAPS)
+					FAIL(lineno, NULL, "more than %d certificate mappings", CONF_MAX_CERTMAPS);
+				cm = &c->certmaps[c->n_certmaps++];
+				cm->name = xstrdup(arg);
+				cm->line = lineno;
+				apply_defaults(c, SEC_CERTMAP, cm);
+				l = cm;
+				cur = SEC_CERTMAP;
+				continue;
+			}
 			if (str_ieq(s, "Listener")) {
 				if (!arg || !listener_name_ok(arg))
 					FAIL(lineno, NULL, "[Listener NAME] needs a name of letters, digits, . _ -");
@@ -689,6 +722,12 @@ void conf_free(struct conf *c)
 				free(*sp);
 				*sp = NULL;
 			}
+		} else if (k->sec == SEC_CERTMAP) {
+			for (size_t j = 0; j < c->n_certmaps; j++) {
+				char **sp = key_ptr(c, &c->certmaps[j], k);
+				free(*sp);
+				*sp = NULL;
+			}
 		} else {
 			char **sp = key_ptr(c, NULL, k);
 			free(*sp);
@@ -699,6 +738,8 @@ void conf_free(struct conf *c)
 		free(c->listeners[j].name);
 	for (size_t j = 0; j < c->n_sessions; j++)
 		free(c->sessions[j].file);
+	for (size_t j = 0; j < c->n_certmaps; j++)
+		free(c->certmaps[j].name);
 	free(c->path);
 	memset(c, 0, sizeof *c);
 }
@@ -734,6 +775,8 @@ char *conf_dump(const struct conf *cc)
 		dump_section(c, SEC_LISTENER, &c->listeners[i], c->listeners[i].name, &b);
 	for (size_t i = 0; i < c->n_sessions; i++)
 		dump_section(c, SEC_SESSION, &c->sessions[i], c->sessions[i].name, &b);
+	for (size_t i = 0; i < c->n_certmaps; i++)
+		dump_section(c, SEC_CERTMAP, &c->certmaps[i], c->certmaps[i].name, &b);
 	s = xstrdup(buf_str(&b));
 	buf_free(&b);
 	return s;

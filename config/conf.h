@@ -84,6 +84,16 @@ struct conf_session {
 	char *file;                     /* where it was defined, for messages */
 };
 
+/* [CertMapping NAME]: a client certificate that logs in as a local user. */
+struct conf_certmap {
+	char *name;
+	char *subject;                  /* subject DN (RFC 2253), CN, UPN/email SAN, or * */
+	char *issuer;                   /* issuer DN (RFC 2253), or empty for any trusted one */
+	char *user;                     /* the local account */
+	bool enabled;
+	int line;
+};
+
 struct conf {
 	char *path;                     /* file it was read from, or "(embedded)" */
 	struct conf_service service;
@@ -93,6 +103,8 @@ struct conf {
 	size_t n_listeners;
 	struct conf_session sessions[CONF_MAX_SESSIONS];
 	size_t n_sessions;
+	struct conf_certmap certmaps[CONF_MAX_CERTMAPS];
+	size_t n_certmaps;
 };
 
 /*

@@ -223,20 +223,24 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 		goto out;
 	}
 	/* The MIC binds all three messages to the key only the real user can derive. */
-	if (ntlm_verify_mic(key, n->negotiate.data, n->negotiate.len, n->challenge.data,
-	    n->challenge.len, vc->auth_msg.data, vc->auth_msg.len, vc->mic_offset) < 0) {
+	if (vc->mic_offset && ntlm_verify_mic(key, n->negotiate.data, n->negotiate.len,
+	    n->challenge.data, n->challenge.len, vc->auth_msg.data, vc->auth_msg.len,
+	    vc->mic_offset) < 0) {
 		fail(r, "ntlm-bad-mic");
 		goto out;
 	}
-	if (ntlm_sec_init(&n->sec, key, vc->flags) < 0) {
-		fail(r, "ntlm-no-session-security");
-		goto out;
+	/* Without SIGN there is no sealing: such a client may only use HTTPS (or AllowUnencrypted). */
+	if (vc->flags & NTLMSSP_NEGOTIATE_SIGN) {
+		if (ntlm_sec_init(&n->sec, key, vc->flags) < 0) {
+			fail(r, "ntlm-no-session-security");
+			goto out;
+		}
+		n->sec_ready = true;
 	}
-	n->sec_ready = true;
 	if (n->spnego) {
 		unsigned char *mic = NULL;
 		size_t ml = 0;
-		if (vc->client_mic.len) {
+		if (vc->client_mic.len && n->sec_ready) {
 			/* pyspnego/SSPI: MIC with seq 0, then both sides re-key RC4 but keep counting. */
 			if (ntlm_verify_in(&n->sec, n->mech_types.data, n->mech_types.len,
 			    vc->client_mic.data) < 0) {
@@ -282,10 +286,14 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 		fail(r, "ntlm-out-of-order");
 		return;
 	}
+	/*
+	 * A MIC is checked whenever the client's MsvAvFlags announce one.  That
+	 * flag lives inside the NTLMv2 blob the proof covers, so it cannot be
+	 * stripped; Go's go-ntlmssp sends neither flag nor MIC.
+	 */
 	if (ntlm_parse_authenticate(msg, len, &a) < 0 ||
-	    ntlm_check_flags(n->challenge_flags, a.flags) < 0 || !a.av_mic_present ||
-	    !a.mic_offset) {
-		/* Our challenge carries a timestamp, so every NTLMv2 client sends a MIC. */
+	    ntlm_check_flags(n->challenge_flags, a.flags) < 0 ||
+	    (a.av_mic_present && !a.mic_offset)) {
 		fail(r, "ntlm-bad-authenticate");
 		return;
 	}
@@ -302,7 +310,7 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 	vc->r = r;
 	buf_init(&vc->auth_msg, 0);
 	buf_append(&vc->auth_msg, msg, len);
-	vc->mic_offset = a.mic_offset;
+	vc->mic_offset = a.av_mic_present ? a.mic_offset : 0;
 	buf_init(&vc->client_mic, 0);
 	if (mic)
 		buf_append(&vc->client_mic, mic, mic_len);

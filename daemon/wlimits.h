@@ -44,6 +44,8 @@
 #define CONF_MAX_LINE               4096
 #define CONF_MAX_LISTENERS          32
 #define CONF_MAX_SESSIONS           64            /* session configurations */
+#define CONF_MAX_CERTMAPS           64            /* [CertMapping] sections */
+#define AUTH_MAX_CERT_CHAIN         8             /* client certificates passed to the monitor */
 #define CONF_MAX_FILE               (1024 * 1024)
 #define CONF_MAX_LIST               64            /* items in a list value such as AllowedGroups */
 
