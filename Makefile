@@ -9,7 +9,7 @@ SYSCONFDIR ?= /etc
 BUILD   ?= build
 SANITIZE ?=
 
-PKGS    := libmicrohttpd libxml-2.0 libcrypto libsystemd krb5-gssapi
+PKGS    := libmicrohttpd libxml-2.0 libcrypto libsystemd krb5-gssapi gnutls
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
@@ -26,7 +26,7 @@ endif
 
 COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
 DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/mon_spawn.c \
-	daemon/mon_user.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
+	daemon/mon_user.c daemon/mon_cert.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
 	daemon/wsman.c daemon/encmsg.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
 	daemon/ntstore.c daemon/gss.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/psrp.c \
 	daemon/psrp_wire.c $(wildcard daemon/xpress.c)

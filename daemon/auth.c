@@ -236,6 +236,86 @@ static void auth_basic(struct http_req *r, const char *hdr)
 	(void)id;
 }
 
+#define CERT_AUTH "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+struct cert_ctx {
+	struct http_req *r;
+};
+
+static void on_cert_result(void *data, struct ipc_msg *m)
+{
+	struct cert_ctx *cc = data;
+	struct http_req *r = cc->r;
+	uint32_t result, uid;
+	uint64_t login;
+	const char *user;
+
+	free(cc);
+	if (!m)
+		return;
+	r->call = 0;
+	result = ipc_u32(m);
+	login = ipc_u64(m);
+	user = ipc_str(m);
+	uid = ipc_u32(m);
+	(void)ipc_u32(m);
+	if (!ipc_end(m)) {
+		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		return;
+	}
+	if (result == IPC_AUTH_FORBIDDEN) {
+		forbidden(r);
+		return;
+	}
+	if (result != IPC_AUTH_OK) {
+		reject(r, "certificate-refused");
+		return;
+	}
+	/* The certificate belongs to the TLS connection: so does the login. */
+	r->conn->login_id = login;
+	free(r->conn->user);
+	r->conn->user = xstrdup(user);
+	r->conn->uid = uid;
+	r->conn->cert_login = true;
+	r->user = r->conn->user;
+	r->authenticated = true;
+	wsman_handle(r);
+}
+
+static void auth_cert(struct http_req *r)
+{
+	const unsigned char *der[AUTH_MAX_CERT_CHAIN];
+	size_t len[AUTH_MAX_CERT_CHAIN];
+	struct cert_ctx *cc;
+	struct ipc_out o;
+	int n;
+
+	r->scheme = "Certificate";
+	if (!http_is_https(r) || !NET.conf.auth.certificate) {
+		reject(r, "certificate-disabled");
+		return;
+	}
+	if (r->conn->cert_login) {
+		r->user = r->conn->user;
+		r->authenticated = true;
+		wsman_handle(r);
+		return;
+	}
+	n = http_peer_certs(r, der, len, AUTH_MAX_CERT_CHAIN);
+	if (n <= 0) {
+		reject(r, "no-client-certificate");
+		return;
+	}
+	cc = xcalloc(1, sizeof *cc);
+	cc->r = r;
+	net_call_prepare(&o, IPC_CERT_LOGIN);
+	ipc_put_u32(&o, (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		ipc_put_bytes(&o, der[i], len[i]);
+	ipc_put_str(&o, r->conn->remote);
+	r->call = net_call(&o, on_cert_result, cc);
+}
+
 void auth_request(struct http_req *r)
 {
 	const char *hdr = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -247,6 +327,10 @@ void auth_request(struct http_req *r)
 	}
 	if (hdr && str_iprefix(hdr, "Basic ")) {
 		auth_basic(r, hdr);
+		return;
+	}
+	if (hdr && str_ieq(hdr, CERT_AUTH)) {
+		auth_cert(r);
 		return;
 	}
 	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM ") ||

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <systemd/sd-event.h>
 
@@ -61,6 +62,25 @@ bool http_is_https(const struct http_req *r)
 const char *http_header(struct http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->mc, MHD_HEADER_KIND, name);
+}
+
+int http_peer_certs(struct http_req *r, const unsigned char **der, size_t *len, size_t max)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	const gnutls_datum_t *certs;
+	unsigned int n = 0;
+
+	if (!ci || !ci->tls_session)
+		return 0;
+	certs = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n);
+	if (!certs)
+		return 0;
+	for (unsigned i = 0; i < n && i < max; i++) {
+		der[i] = certs[i].data;
+		len[i] = certs[i].size;
+	}
+	return (int)MIN((size_t)n, max);
 }
 
 bool http_client_alive(struct http_req *r)
@@ -431,6 +451,8 @@ int http_listener_start(struct net_listener *l)
 		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, l->key_pem);
 		OPT(MHD_OPTION_HTTPS_PRIORITIES, 0,
 		    "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:%SERVER_PRECEDENCE");
+		if (l->trust_pem)       /* asks clients for a certificate (optional) */
+			OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, l->trust_pem);
 	}
 	OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT

@@ -27,6 +27,7 @@ struct http_conn {
 	uid_t uid;
 	unsigned char basic_hash[32];   /* SHA-256 of the Authorization header that verified */
 	bool have_basic;
+	bool cert_login;                /* logged in by its TLS client certificate */
 	unsigned nreq;
 	struct auth_neg *neg;           /* Negotiate/NTLM state bound to this connection */
 };
@@ -73,6 +74,8 @@ bool http_is_https(const struct http_req *r);
  * sent anything (no WinRM client pipelines, so data means it gave up).
  */
 bool http_client_alive(struct http_req *r);
+/* The TLS client certificate chain (DER, leaf first); 0 when none. */
+int http_peer_certs(struct http_req *r, const unsigned char **der, size_t *len, size_t max);
 /* The host name as the client addressed us (for f:WSManFault/@Machine). */
 void http_machine(struct http_req *r, char *out, size_t len);
 

@@ -23,7 +23,7 @@
 enum ipc_type {
 	/* monitor -> worker */
 	IPC_CONFIG = 1,          /* str conf_dump */
-	IPC_LISTENER,            /* str name, u32 transport, str cert_pem, bytes key_pem; fd */
+	IPC_LISTENER,            /* str name, u32 transport, str cert_pem, bytes key_pem, str trust_pem; fd */
 	IPC_CONFIG_DONE,         /* (empty) */
 	IPC_AUTH_RESULT,         /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid */
 	IPC_SESSION_RESULT,      /* u32 req, i32 result, u64 session */
@@ -44,6 +44,7 @@ enum ipc_type {
 	IPC_NTLM_VERIFY,         /* u32 req, str user, str domain, bytes challenge, bytes nt response,
 	                            bytes encrypted session key, u32 flags, str remote */
 	IPC_GSS_ACCEPT,          /* u32 req, bytes token, bytes channel-binding data, u32 strict, str remote */
+	IPC_CERT_LOGIN,          /* u32 req, u32 n, bytes certificate (DER, leaf first) x n, str remote */
 };
 
 /* IPC_SPAWN flags */

@@ -404,6 +404,39 @@ static void h_gss_accept(struct ipc_msg *m)
 	buf_free_secret(&exp);
 }
 
+static void h_cert_login(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m), n = ipc_u32(m);
+	const unsigned char *der[AUTH_MAX_CERT_CHAIN];
+	size_t len[AUTH_MAX_CERT_CHAIN];
+	const char *remote;
+	char why[512] = "", *user = NULL;
+
+	if (n == 0 || n > AUTH_MAX_CERT_CHAIN) {
+		m->bad = true;
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		der[i] = ipc_bytes(m, &len[i]);
+	remote = ipc_str(m);
+	if (!ipc_end(m))
+		return;
+	if (!M.conf.auth.certificate || !str_clean(remote, 64) ||
+	    mon_cert_map(&M.conf, der, len, n, &user, why, sizeof why) < 0) {
+		log_notice("certificate login from %s refused: %s", remote,
+		    M.conf.auth.certificate ? why : "Certificate authentication is disabled");
+		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
+		log_notice("certificate login of %s from %s: account refused by PAM", user, remote);
+		free(user);
+		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_ACCOUNT);
+		return;
+	}
+	login_finish(IPC_AUTH_RESULT, req, user, remote, NULL, 0);
+}
+
 static void h_ntlm_verify(struct ipc_msg *m)
 {
 	uint32_t req = ipc_u32(m);
@@ -688,6 +721,7 @@ static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata
 	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
 	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
 	case IPC_GSS_ACCEPT: h_gss_accept(m); break;
+	case IPC_CERT_LOGIN: h_cert_login(m); break;
 	case IPC_LOGIN_RELEASE: h_login_release(m); break;
 	case IPC_SESSION_OPEN: h_session_open(m); break;
 	case IPC_SPAWN: h_spawn(m); break;
@@ -782,6 +816,16 @@ static void send_config(void)
 		ipc_put_u32(&o, (uint32_t)cl->transport);
 		ipc_put_str(&o, cert ? cert : "");
 		ipc_put_bytes(&o, key ? key : "", kl);
+		{
+			/* Client certificates are requested only where they can log in. */
+			char *trust = NULL;
+			size_t tl = 0;
+			if (cl->transport == CONF_HTTPS && M.conf.auth.certificate &&
+			    tls_read_pem(M.conf.auth.ca_file, 0, &trust, &tl, err, sizeof err) < 0)
+				log_err("client certificates disabled: %s", err);
+			ipc_put_str(&o, trust ? trust : "");
+			free(trust);
+		}
 		ipc_put_fd(&o, fcntl(M.listeners[li].fd, F_DUPFD_CLOEXEC, 3));
 		send_worker(&o);
 		free(cert);

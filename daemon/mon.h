@@ -59,6 +59,10 @@ void mon_pam_close_session(struct mon_session *s);
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
     unsigned long long mem_limit, pid_t *pid, int fds[3]);
 
+/* mon_cert.c */
+int mon_cert_map(const struct conf *c, const unsigned char *const *der, const size_t *len,
+    size_t n, char **user, char *why, size_t whylen);
+
 /* mon_user.c helpers shared with the worker start-up */
 int mon_ensure_system_user(const char *name);
 

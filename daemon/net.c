@@ -131,6 +131,7 @@ static void listener_free(struct net_listener *l)
 	close_safe(&l->fd);
 	free(l->name);
 	free(l->cert_pem);
+	free(l->trust_pem);
 	freezero(l->key_pem, l->key_len + 1);
 	free(l);
 }
@@ -142,6 +143,7 @@ static void h_listener(struct ipc_msg *m)
 	const char *cert = ipc_str(m);
 	size_t keylen;
 	const unsigned char *key = ipc_bytes(m, &keylen);
+	const char *trust = ipc_str(m);
 	int fd = ipc_fd(m, 0);
 	struct net_listener *l;
 
@@ -161,6 +163,8 @@ static void h_listener(struct ipc_msg *m)
 		memcpy(l->key_pem, key, keylen);
 		l->key_pem[keylen] = '\0';
 		l->key_len = keylen;
+		if (*trust)
+			l->trust_pem = xstrdup(trust);
 		cert_hash(l);
 	}
 	NET.staged[NET.n_staged++] = l;

@@ -24,6 +24,7 @@ struct net_listener {
 	char *cert_pem;
 	char *key_pem;
 	size_t key_len;
+	char *trust_pem;                /* CAs for client certificates, or NULL */
 	unsigned char cert_hash[64];    /* tls-server-end-point, for channel binding */
 	unsigned cert_hash_len;
 };

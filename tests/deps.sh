@@ -7,7 +7,8 @@ set -eu
 mode=${1:-build}
 
 build_pkgs="gcc clang make pkg-config libmicrohttpd-dev libxml2-dev libssl-dev
- libsystemd-dev libpam0g-dev openssl passwd login python3 python3-winrm"
+ libsystemd-dev libpam0g-dev libkrb5-dev libgnutls28-dev openssl passwd login python3
+ python3-winrm"
 check_pkgs="python3-venv python3-pip winrmcp krb5-kdc krb5-admin-server krb5-user
  libkrb5-dev libgssapi-krb5-2 nftables iproute2 mandoc procps psmisc
  libclang-rt-14-dev llvm-14 strace curl"
