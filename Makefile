@@ -14,7 +14,6 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 	   -Idaemon -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-CFLAGS  += $(if $(wildcard daemon/xpress.c),-DHAVE_XPRESS)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam
 
@@ -29,7 +28,7 @@ DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_pam.c daemon/m
 	daemon/mon_user.c daemon/mon_cert.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
 	daemon/wsman.c daemon/encmsg.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
 	daemon/ntstore.c daemon/gss.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/psrp.c \
-	daemon/psrp_wire.c $(wildcard daemon/xpress.c)
+	daemon/psrp_wire.c daemon/xpress.c
 UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 
 CTL_SRC    := $(COMMON_SRC) config/winrmctl.c daemon/ntlm.c daemon/ntstore.c
@@ -81,7 +80,7 @@ clean:
 -include tests/fuzz/fuzz.mk
 
 # unit.c includes the NTLM tests.
-$(BUILD)/tests/unit/unit.o: tests/unit/test_ntlm.c
+$(BUILD)/tests/unit/unit.o: tests/unit/test_ntlm.c tests/unit/test_xpress.c
 
 # ---------------------------------------------------------------- install, deb, lint-man
 # make install [DESTDIR=...] [PREFIX=/usr] [SYSCONFDIR=/etc]: binaries, scripts,

@@ -62,6 +62,7 @@ static const struct conf_key conf_keys[] = {
 	{ SEC_SERVICE, "AllowedUsers", KT_LIST, SV(allowed_users), "", 0, 0, NULL },
 	{ SEC_SERVICE, "EnableUnauthenticatedIdentify", KT_BOOL, SV(unauth_identify), "true", 0, 0, NULL },
 	{ SEC_SERVICE, "PamService", KT_STR, SV(pam_service), "winrmd", 0, 0, NULL },
+	{ SEC_SERVICE, "ControlSocket", KT_PATH, SV(control_socket), "/run/winrmd/control", 0, 0, NULL },
 
 	{ SEC_AUTH, "Basic", KT_BOOL, AU(basic), "true", 0, 0, NULL },
 	{ SEC_AUTH, "Negotiate", KT_BOOL, AU(negotiate), "true", 0, 0, NULL },

@@ -33,6 +33,7 @@ struct conf_service {
 	char *allowed_users;
 	bool unauth_identify;
 	char *pam_service;
+	char *control_socket;
 };
 
 struct conf_auth {

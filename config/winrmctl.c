@@ -16,7 +16,9 @@
 #include <strings.h>
 #include <termios.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "conf.h"
 #include "log.h"
@@ -36,6 +38,12 @@ static void usage(FILE *f)
 	    "  ntlm set-password USER [--stdin] set the NT hash NTLM logins of USER are checked against\n"
 	    "  ntlm remove USER                forget USER's NT hash\n"
 	    "  ntlm list                       users with an NT hash\n"
+	    "  listener list                   listeners of the configuration file\n"
+	    "  listener add NAME --transport HTTP|HTTPS [--address A] [--port P]\n"
+	    "                 [--cert FILE --key FILE] [--disabled]\n"
+	    "  listener remove NAME\n"
+	    "  shells list                     shells of the running daemon (user, client, resource, age)\n"
+	    "  shells kill SHELLID             end a shell and its processes\n"
 	    "  session-config list             session configurations (sessions.d/)\n"
 	    "  session-config show NAME        one configuration, with its effective values\n"
 	    "  session-config register NAME [--command CMD] [--allowed-groups G] [--allowed-users U]\n"
@@ -192,6 +200,215 @@ static int cmd_config_set(const char *section, const char *key, const char *valu
 	return config_set_in(conf_path, section, key, value);
 }
 
+static bool name_ok(const char *n)
+{
+	if (!*n || strlen(n) > 63)
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+		    strchr("._-", *n)))
+			return false;
+	return true;
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+static int cmd_listener(int argc, char **argv)
+{
+	struct conf c;
+	char err[1024];
+	int r;
+
+	if (argc >= 1 && !strcmp(argv[0], "list")) {
+		r = access(conf_path, F_OK) == 0 ? conf_load(conf_path, &c, err, sizeof err)
+		    : conf_load_embedded(&c);
+		if (r < 0) {
+			fprintf(stderr, "winrmctl: %s\n", err);
+			return 1;
+		}
+		for (size_t i = 0; i < c.n_listeners; i++) {
+			const struct conf_listener *l = &c.listeners[i];
+			printf("%-12s %-5s %-20s %-5llu %-8s %s\n", l->name, conf_transport_name(l->transport),
+			    l->address, l->port, l->enabled ? "enabled" : "disabled",
+			    l->cert_file && *l->cert_file ? l->cert_file : "-");
+		}
+		conf_free(&c);
+		return 0;
+	}
+	if (argc < 2 || !name_ok(argv[1])) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[0], "add")) {
+		static const struct { const char *opt, *key; } opts[] = {
+			{ "--transport", "Transport" }, { "--address", "Address" }, { "--port", "Port" },
+			{ "--cert", "CertificateFile" }, { "--key", "KeyFile" },
+		};
+		struct buf in, text;
+		char section[128];
+
+		snprintf(section, sizeof section, "Listener %s", argv[1]);
+		if ((r = read_file(conf_path, &in)) < 0) {
+			fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+			return 1;
+		}
+		buf_init(&text, 0);
+		buf_append(&text, in.data, in.len);
+		buf_free(&in);
+		if (text.len && text.data[text.len - 1] != '\n')
+			buf_appends(&text, "\n");
+		buf_appendf(&text, "\n[%s]\n", section);
+		for (int i = 2; i < argc; i++) {
+			bool matched = false;
+			if (!strcmp(argv[i], "--disabled")) {
+				buf_appends(&text, "Enabled = false\n");
+				continue;
+			}
+			for (size_t k = 0; k < ARRAY_SIZE(opts) && i + 1 < argc; k++)
+				if (!strcmp(argv[i], opts[k].opt)) {
+					if (strchr(argv[i + 1], '\n') || strchr(argv[i + 1], '#')) {
+						buf_free(&text);
+						fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
+						return 1;
+					}
+					buf_appendf(&text, "%s = %s\n", opts[k].key, argv[++i]);
+					matched = true;
+					break;
+				}
+			if (!matched) {
+				buf_free(&text);
+				fprintf(stderr, "winrmctl: unknown option %s\n", argv[i]);
+				return 2;
+			}
+		}
+		/* The daemon's parser refuses duplicates, overlaps and bad values. */
+		r = conf_parse((char *)text.data, text.len, conf_path, &c, err, sizeof err);
+		if (r < 0) {
+			buf_free(&text);
+			fprintf(stderr, "winrmctl: not added: %s\n", err);
+			return 1;
+		}
+		conf_free(&c);
+		r = write_file_atomic(conf_path, buf_str(&text), 0644);
+		buf_free(&text);
+		if (r < 0) {
+			fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+			return 1;
+		}
+		return 0;
+	}
+	if (!strcmp(argv[0], "remove")) {
+		struct buf in, out;
+		char want[128], cur[128];
+		bool skipping = false, found = false;
+		char *p;
+
+		snprintf(cur, sizeof cur, "Listener %s", argv[1]);
+		norm_section(cur, want, sizeof want);
+		if ((r = read_file(conf_path, &in)) < 0) {
+			fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
+			return 1;
+		}
+		buf_init(&out, 0);
+		for (p = buf_str(&in); *p;) {
+			char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+			const char *t = p + strspn(p, " \t");
+			if (*t == '[') {
+				char sec[CONF_MAX_LINE + 2];
+				snprintf(sec, sizeof sec, "%.*s", (int)n, t);
+				norm_section(sec, cur, sizeof cur);
+				skipping = !strcmp(cur, want);
+				found |= skipping;
+			}
+			if (!skipping)
+				buf_append(&out, p, n);
+			p += n;
+		}
+		buf_free(&in);
+		if (!found) {
+			buf_free(&out);
+			fprintf(stderr, "winrmctl: no listener %s\n", argv[1]);
+			return 1;
+		}
+		r = conf_parse((char *)out.data, out.len, conf_path, &c, err, sizeof err);
+		if (r < 0) {
+			buf_free(&out);
+			fprintf(stderr, "winrmctl: not removed: %s\n", err);
+			return 1;
+		}
+		conf_free(&c);
+		r = write_file_atomic(conf_path, buf_str(&out), 0644);
+		buf_free(&out);
+		return r < 0 ? 1 : 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+/* ---- shells of the running daemon (control socket) --------------------- */
+
+static int cmd_shells(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct conf c;
+	char err[1024], line[1024];
+	FILE *f;
+	int fd, r;
+
+	if (argc < 1 || (!strcmp(argv[0], "kill") && argc < 2)) {
+		usage(stderr);
+		return 2;
+	}
+	r = access(conf_path, F_OK) == 0 ? conf_load(conf_path, &c, err, sizeof err)
+	    : conf_load_embedded(&c);
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: %s\n", err);
+		return 1;
+	}
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", c.service.control_socket);
+	conf_free(&c);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		fprintf(stderr, "winrmctl: cannot reach the daemon at %s: %s\n", sa.sun_path, strerror(errno));
+		return 1;
+	}
+	if (!strcmp(argv[0], "list"))
+		dprintf(fd, "shells\n");
+	else if (!strcmp(argv[0], "kill"))
+		dprintf(fd, "kill %s\n", argv[1]);
+	else {
+		close(fd);
+		usage(stderr);
+		return 2;
+	}
+	shutdown(fd, SHUT_WR);
+	f = fdopen(fd, "r");
+	r = 0;
+	if (!strcmp(argv[0], "list"))
+		printf("%-36s  %-12s %-16s %-8s %-5s %s\n", "SHELLID", "USER", "CLIENT", "AGE(s)", "PROCS",
+		    "RESOURCE");
+	while (f && fgets(line, sizeof line, f)) {
+		char *fld[6], *save = NULL;
+		size_t n = 0;
+		if (!strncmp(line, "error:", 6)) {
+			fprintf(stderr, "winrmctl: %s", line + 7);
+			r = 1;
+			continue;
+		}
+		if (!strcmp(line, "ok\n"))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		for (char *t = strtok_r(line, "\t", &save); t && n < 6; t = strtok_r(NULL, "\t", &save))
+			fld[n++] = t;
+		if (n == 6)
+			printf("%-36s  %-12s %-16s %-8s %-5s %s\n", fld[0], fld[1], fld[2], fld[4], fld[5], fld[3]);
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* ---- session configurations ------------------------------------------- */
 
 static void session_path(const char *name, char *out, size_t len)
@@ -215,16 +432,6 @@ static int load_all(struct conf *c)
 	return 0;
 }
 
-static bool name_ok(const char *n)
-{
-	if (!*n || strlen(n) > 63)
-		return false;
-	for (; *n; n++)
-		if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
-		    strchr("._-", *n)))
-			return false;
-	return true;
-}
 
 static int cmd_session(int argc, char **argv)
 {
@@ -507,6 +714,10 @@ int main(int argc, char **argv)
 		return cmd_config_set(argv[2], argv[3], argv[4]);
 	if (!strcmp(argv[0], "session-config"))
 		return cmd_session(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "listener"))
+		return cmd_listener(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "shells"))
+		return cmd_shells(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "ntlm")) {
 		if (ntlm_crypto_init() < 0) {
 			fprintf(stderr, "winrmctl: OpenSSL's legacy provider (MD4) is not available\n");

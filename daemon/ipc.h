@@ -30,6 +30,7 @@ enum ipc_type {
 	IPC_SPAWN_RESULT,        /* u32 req, i32 result, u32 pid; fds stdin, stdout, stderr */
 	IPC_CHILD_EXIT,          /* u64 session, u32 pid, i32 wait status */
 	IPC_NTLM_RESULT,         /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid, bytes session key */
+	IPC_SESSION_KILLED,      /* u64 session: an admin ended it (winrmctl shells kill) */
 	IPC_GSS_RESULT,          /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid,
 	                            bytes exported context, bytes reply token */
 

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -147,6 +148,7 @@ static void session_destroy(struct mon_session *s)
 	free(s->remote);
 	free(s->command);
 	free(s->config_file);
+	free(s->resource);
 	free(s);
 }
 
@@ -543,10 +545,12 @@ static void h_session_open(struct ipc_msg *m)
 	s->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
 	s->shell_id = xstrdup(str_clean(shell_id, 64) ? shell_id : "?");
 	s->remote = xstrdup(str_clean(remote, 64) ? remote : "?");
+	s->resource = xstrdup(str_clean(resource, 512) ? resource : "?");
+	s->started_ms = now_ms();
 	r = mon_pam_open_session(M.conf.service.pam_service, s);
 	if (r < 0) {
 		free(s->user); free(s->home); free(s->shell); free(s->shell_id); free(s->remote);
-		free(s->command); free(s->config_file);
+		free(s->command); free(s->config_file); free(s->resource);
 		free(s);
 		goto reply;
 	}
@@ -1067,6 +1071,103 @@ static int ensure_certificates(const struct conf *c)
 	return 0;
 }
 
+/* ---- control socket (winrmctl shells) -------------------------------- */
+
+/*
+ * A root-only Unix socket: one text command per connection, answered and
+ * closed.  The monitor lists and ends shells from its own session table, so
+ * an admin can act even when the worker misbehaves.
+ */
+static int control_fd = -1;
+static sd_event_source *control_src;
+
+static void control_answer(int fd, const char *cmd)
+{
+	FILE *f = fdopen(dup(fd), "w");
+	uint64_t now = now_ms();
+
+	if (!f)
+		return;
+	if (!strcmp(cmd, "shells")) {
+		for (size_t i = 0; i < M.n_sessions; i++) {
+			struct mon_session *s = M.sessions[i];
+			if (s->closing)
+				continue;
+			fprintf(f, "%s\t%s\t%s\t%s\t%llu\t%u\n", s->shell_id, s->user, s->remote,
+			    s->resource, (unsigned long long)((now - s->started_ms) / 1000), s->nchildren);
+		}
+	} else if (!strncmp(cmd, "kill ", 5)) {
+		struct mon_session *hit = NULL;
+		for (size_t i = 0; i < M.n_sessions; i++)
+			if (str_ieq(M.sessions[i]->shell_id, cmd + 5) && !M.sessions[i]->closing)
+				hit = M.sessions[i];
+		if (hit) {
+			struct ipc_out o;
+			log_notice("shell %s of %s ended by an administrator", hit->shell_id, hit->user);
+			ipc_out_init(&o, IPC_SESSION_KILLED);
+			ipc_put_u64(&o, hit->id);
+			send_worker(&o);
+			session_close(hit);
+			fprintf(f, "ok\n");
+		} else {
+			fprintf(f, "error: no such shell\n");
+		}
+	} else {
+		fprintf(f, "error: unknown command\n");
+	}
+	fclose(f);
+}
+
+static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	char cmd[128];
+	ssize_t n;
+	int c;
+	(void)s; (void)revents; (void)userdata;
+
+	c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return 0;
+	/* Blocking reads on a local root client, bounded by a short timeout. */
+	struct timeval tv = { 2, 0 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == 0 &&
+	    (n = read(c, cmd, sizeof cmd - 1)) > 0) {
+		cmd[n] = '\0';
+		cmd[strcspn(cmd, "\r\n")] = '\0';
+		control_answer(c, cmd);
+	}
+	close(c);
+	return 0;
+}
+
+static void control_open(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof sa.sun_path];
+	char *slash;
+
+	if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+		return;
+	snprintf(dir, sizeof dir, "%s", path);
+	if ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0700);
+	}
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	unlink(path);
+	control_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (control_fd < 0 || bind(control_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    chmod(path, 0600) < 0 || listen(control_fd, 8) < 0) {
+		log_warn_errno(errno, "control socket %s", path);
+		close_safe(&control_fd);
+		return;
+	}
+	sd_event_add_io(M.ev, &control_src, control_fd, EPOLLIN, on_control, NULL);
+}
+
 /* ---- signals and reaping --------------------------------------------- */
 
 static void child_exited(pid_t pid, int status)
@@ -1271,8 +1372,11 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 	if (ntlm_crypto_init() < 0)
 		log_warn("OpenSSL's legacy provider (MD4, RC4) is missing: NTLM logins will fail");
 
+	control_open(M.conf.service.control_socket);
 	worker_start();
 	r = sd_event_loop(M.ev);
+	if (control_fd >= 0)
+		unlink(M.conf.service.control_socket);
 	log_info("stopped");
 	for (size_t i = M.n_sessions; i-- > 0;)
 		session_destroy(M.sessions[i]);

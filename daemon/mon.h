@@ -36,8 +36,10 @@ struct mon_session {
 	char *command;          /* runspace command of its session configuration, or NULL */
 	char *config_file;      /* ConfigurationFile (.pssc) for pwsh, or NULL */
 	char *home, *shell;
-	char *shell_id;         /* for logs */
+	char *shell_id;         /* for logs and winrmctl shells */
 	char *remote;
+	char *resource;         /* resource URI of the shell */
+	uint64_t started_ms;
 	pam_handle_t *pamh;
 	void *conv_data;        /* owned, lives as long as pamh */
 	char **pam_env;

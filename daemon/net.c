@@ -231,6 +231,12 @@ static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 	case IPC_GSS_RESULT:
 		dispatch_reply(m);
 		break;
+	case IPC_SESSION_KILLED: {
+		uint64_t session = ipc_u64(m);
+		if (ipc_end(m))
+			shell_session_killed(session);
+		break;
+	}
 	case IPC_CHILD_EXIT: {
 		uint64_t session = ipc_u64(m);
 		uint32_t pid = ipc_u32(m);

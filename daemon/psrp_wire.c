@@ -13,12 +13,7 @@
 #include "psrp_wire.h"
 #include "util.h"
 
-#ifdef HAVE_XPRESS
 #include "xpress.h"
-#define XPRESS_DECODE xpress_winrm_decode
-#else
-#define XPRESS_DECODE(a, b, c) (-EOPNOTSUPP)
-#endif
 
 static uint64_t be64(const unsigned char *p)
 {
@@ -180,7 +175,7 @@ char *psrp_xpress_b64(const char *b64)
 	char *res = NULL;
 
 	buf_init(&out, 64 * 1024 * 1024);
-	if (bl >= 0 && XPRESS_DECODE(bin, (size_t)bl, &out) == 0)
+	if (bl >= 0 && xpress_winrm_decode(bin, (size_t)bl, &out) == 0)
 		res = b64_encode(out.data ? out.data : (unsigned char *)"", out.len);
 	buf_free(&out);
 	free(bin);

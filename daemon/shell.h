@@ -15,5 +15,6 @@ void shell_config_changed(void);
 bool shell_handles(const struct wsman_call *c);
 void shell_dispatch(struct wsman_call *c);
 void shell_child_exited(uint64_t session, int pid, int status);
+void shell_session_killed(uint64_t session);
 
 #endif

@@ -36,6 +36,7 @@
 #include "shell.h"
 #include "shell_int.h"
 #include "wsman.h"
+#include "xpress.h"
 
 #define POOL_GUID        "00000000-0000-0000-0000-000000000000"
 #define PSRP_LINE_MAX    (16 * 1024 * 1024)     /* one out-of-process packet */
@@ -465,7 +466,16 @@ static void target_answer(void *owner, struct wsman_call *c)
 
 		if (used && used + enc > budget)
 			break;
-		b64 = b64_encode(f->data, f->len);
+		if (ps->compression) {
+			/* Compression was negotiated: stored XPRESS chunks, which every client reads. */
+			struct buf framed;
+			buf_init(&framed, 0);
+			xpress_winrm_encode_stored(f->data, f->len, &framed);
+			b64 = b64_encode(framed.data, framed.len);
+			buf_free(&framed);
+		} else {
+			b64 = b64_encode(f->data, f->len);
+		}
 		soap_w_start(&r, "rsp:Stream");
 		soap_w_attr(&r, "Name", "stdout");
 		if (t->cmd)
@@ -1156,6 +1166,11 @@ void psrp_sweep(struct shell *sh)
 }
 
 /* ---- dispatch --------------------------------------------------------- */
+
+bool psrp_compressed(const struct shell *sh)
+{
+	return sh->psrp && sh->psrp->compression;
+}
 
 bool psrp_handles(const struct wsman_call *c)
 {

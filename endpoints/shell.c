@@ -504,6 +504,15 @@ static struct command *command_synthetic(struct shell *sh, const char *id, const
 	return cmd;
 }
 
+void shell_session_killed(uint64_t session)
+{
+	for (struct shell *s = shells; s; s = s->next)
+		if (s->session == session) {
+			shell_free(s, "shell-killed");
+			return;
+		}
+}
+
 void shell_child_exited(uint64_t session, int pid, int status)
 {
 	for (struct shell *s = shells; s; s = s->next) {
@@ -635,7 +644,7 @@ void write_shell(struct soap_reply *r, const struct shell *sh)
 	duration(t, sizeof t, now - sh->active_ms);
 	soap_w_elem(r, "rsp:ShellInactivity", t);
 	if (sh->psrp)
-		soap_w_elem(r, "rsp:CompressionMode", "NoCompression");
+		soap_w_elem(r, "rsp:CompressionMode", psrp_compressed(sh) ? "XpressCompression" : "NoCompression");
 	soap_w_elem(r, "rsp:State", sh->disconnected ? "Disconnected" : "Connected");
 	soap_w_end(r);
 }

@@ -109,6 +109,6 @@ void psrp_dispatch(struct wsman_call *c);
 void psrp_sweep(struct shell *sh);
 void psrp_free(struct shell *sh);
 void psrp_child_exited(struct shell *sh, int pid, int status);
-void psrp_write_shell_extra(struct soap_reply *r, const struct shell *sh);
+bool psrp_compressed(const struct shell *sh);
 
 #endif

@@ -1880,6 +1880,7 @@ static void test_ipc_fds(void)
 #define CHECK_MEM(a, b, n) check_(memcmp((a), (b), (n)) == 0, "memcmp(" #a ", " #b ")", \
 	__FILE__, __LINE__)
 #include "test_ntlm.c"
+#include "test_xpress.c"
 
 /* ---- runner ----------------------------------------------------------- */
 
@@ -1917,6 +1918,7 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_ipc_fds),
 #define X(fn) T(fn),
 	NTLM_TESTS
+	XPRESS_TESTS
 #undef X
 };
 
