@@ -20,6 +20,9 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
 LDFLAGS += -fsanitize=address,undefined
+# pam_unix loads libcrypt after ASan starts, leaving its crypt_r interceptor
+# with nothing to call; linking libcrypt up front resolves it.
+LDLIBS  += -Wl,--no-as-needed -lcrypt -Wl,--as-needed
 BUILD   := build-san
 endif
 
@@ -132,3 +135,10 @@ lint-man:
 	mandoc -Tlint -W warning man/*
 
 .PHONY: install deb lint-man
+
+# make bench: winrmd against nginx and OpenSSH on this machine (bench/run.sh,
+# docs/PERFORMANCE.md); a measurement, never a test.
+bench: all
+	sh bench/run.sh $(BUILD)
+
+.PHONY: bench

@@ -344,7 +344,7 @@ void auth_request(struct http_req *r)
 		return;
 	}
 	if (!hdr && auth_conn_negotiated(r->conn)) {
-		r->scheme = "Negotiate";
+		r->scheme = auth_conn_scheme(r->conn);
 		auth_connection_login(r);
 		return;
 	}

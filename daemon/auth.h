@@ -21,6 +21,7 @@ bool auth_negotiate_available(void);
 void auth_negotiate(struct http_req *r, const char *scheme, const char *b64);
 bool auth_conn_negotiated(const struct http_conn *c);
 bool auth_kerberos_offered(void);
+const char *auth_conn_scheme(const struct http_conn *c);
 void auth_connection_login(struct http_req *r);
 void auth_neg_free(struct auth_neg *n);
 /* Unseal a multipart/encrypted body in place; <0 when r was answered. */

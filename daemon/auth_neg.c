@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -70,10 +69,20 @@ bool auth_conn_negotiated(const struct http_conn *c)
 	return c->neg && c->neg->state == NEG_DONE;
 }
 
+const char *auth_conn_scheme(const struct http_conn *c)
+{
+	static const char *const names[] = { "Negotiate", "NTLM", "Kerberos" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (c->neg && str_ieq(c->neg->scheme, names[i]))
+			return names[i];
+	return "Negotiate";
+}
+
 bool auth_kerberos_offered(void)
 {
-	/* The keytab is root's; its existence is all the worker can (and needs to) see. */
-	return NET.conf.auth.kerberos && access(NET.conf.auth.keytab, F_OK) == 0;
+	/* The keytab is root's: the monitor tells whether it can read it. */
+	return NET.conf.auth.kerberos && (NET.facts & IPC_FACT_KEYTAB);
 }
 
 static void set_www(struct http_req *r, const char *scheme, const unsigned char *tok, size_t n)
@@ -366,8 +375,19 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 		wsman_reject_forbidden(r);
 		return;
 	}
-	if (result != IPC_AUTH_OK || gss_sec_import(ctx, cl, &n->gss) < 0) {
+	if (result != IPC_AUTH_OK) {
 		fail(r, result == IPC_AUTH_ACCOUNT ? "account-refused" : "kerberos-refused");
+		return;
+	}
+	if (gss_sec_import(ctx, cl, &n->gss) < 0) {
+		struct ipc_out o;
+		/* Usually an unreadable krb5.conf: the worker runs as winrmd, not root. */
+		log_err("cannot import the Kerberos context of %s; is krb5.conf readable by "
+		    "the winrmd user?", user);
+		ipc_out_init(&o, IPC_LOGIN_RELEASE);
+		ipc_put_u64(&o, login);
+		net_send(&o);
+		fail(r, "kerberos-import-failed");
 		return;
 	}
 	/* The mutual-authentication token rides on the answer (pywinrm requires it). */

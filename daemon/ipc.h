@@ -22,7 +22,7 @@
 
 enum ipc_type {
 	/* monitor -> worker */
-	IPC_CONFIG = 1,          /* str conf_dump */
+	IPC_CONFIG = 1,          /* str conf_dump, u32 facts (IPC_FACT_*) */
 	IPC_LISTENER,            /* str name, u32 transport, str cert_pem, bytes key_pem, str trust_pem; fd */
 	IPC_CONFIG_DONE,         /* (empty) */
 	IPC_AUTH_RESULT,         /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid */
@@ -47,6 +47,9 @@ enum ipc_type {
 	IPC_GSS_ACCEPT,          /* u32 req, bytes token, bytes channel-binding data, u32 strict, str remote */
 	IPC_CERT_LOGIN,          /* u32 req, u32 n, bytes certificate (DER, leaf first) x n, str remote */
 };
+
+/* IPC_CONFIG facts: what only root can see */
+#define IPC_FACT_KEYTAB    0x1  /* the Kerberos keytab is readable by the monitor */
 
 /* IPC_SPAWN flags */
 #define IPC_SPAWN_MEMLIMIT 0x1  /* apply [Winrs] MaxMemoryPerShellMB as RLIMIT_AS */

@@ -797,6 +797,7 @@ static void send_config(void)
 
 	ipc_out_init(&o, IPC_CONFIG);
 	ipc_put_str(&o, dump);
+	ipc_put_u32(&o, access(M.conf.auth.keytab, R_OK) == 0 ? IPC_FACT_KEYTAB : 0);
 	free(dump);
 	send_worker(&o);
 	for (size_t i = 0, li = 0; i < M.conf.n_listeners; i++) {

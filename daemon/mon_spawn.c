@@ -113,10 +113,6 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 		for (int fd = 3; fd < 65536; fd++)
 			close(fd);
 
-	if (mem_limit) {
-		struct rlimit rl = { mem_limit, mem_limit };
-		setrlimit(RLIMIT_AS, &rl);
-	}
 	if (initgroups(s->user, s->gid) < 0)
 		child_fail("initgroups");
 	/* PAM credentials may add groups; initgroups above reset them. */
@@ -152,6 +148,11 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 			child_fail(cwd);
 	} else if (chdir(s->home) < 0 && chdir("/") < 0) {
 		child_fail("chdir");
+	}
+	/* Last, so nothing of ours runs under the user's address-space limit. */
+	if (mem_limit) {
+		struct rlimit rl = { mem_limit, mem_limit };
+		setrlimit(RLIMIT_AS, &rl);
 	}
 	execve(argv[0], argv, env);
 	child_fail(argv[0]);

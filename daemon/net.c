@@ -189,6 +189,7 @@ static void h_config_done(struct ipc_msg *m)
 	if (NET.configured)
 		conf_free(&NET.conf);
 	NET.conf = next;
+	NET.facts = NET.staged_facts;
 	NET.configured = true;
 	/* Listeners are replaced wholesale; the sockets themselves stayed open in the monitor. */
 	for (size_t i = 0; i < NET.n_ls; i++)
@@ -217,6 +218,7 @@ static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 	case IPC_CONFIG:
 		free(NET.staged_conf);
 		NET.staged_conf = xstrdup(ipc_str(m));
+		NET.staged_facts = ipc_u32(m);
 		ipc_end(m);
 		for (size_t i = 0; i < NET.n_staged; i++)
 			listener_free(NET.staged[i]);
