@@ -70,14 +70,27 @@ unit: $(BUILD)/unit
 check-clang:
 	$(MAKE) --no-print-directory CC=clang BUILD=build-clang build-clang/winrmd
 
+# Everything: unit tests, both compilers, a short fuzz pass, the integration
+# suite against the normal build, then again against an ASan+UBSan build.
 check: check-deps all check-clang
 	$(BUILD)/unit
+ifneq ($(SANITIZE),1)
+	$(MAKE) --no-print-directory fuzz-short
 	sh tests/integration/run.sh $(BUILD)
+	$(MAKE) --no-print-directory SANITIZE=1 check-san
+else
+	sh tests/integration/run.sh $(BUILD)
+endif
+
+# The integration suite against the sanitizer build (called by check).
+check-san: all
+	$(BUILD)/unit
+	ASAN_OPTIONS=detect_leaks=0 sh tests/integration/run.sh $(BUILD)
 
 clean:
 	rm -rf build build-clang build-san
 
-.PHONY: all deps check-deps run unit check check-clang clean
+.PHONY: all deps check-deps run unit check check-san check-clang clean
 
 # libFuzzer harnesses (tests/fuzz/fuzz.mk): `make fuzz` runs each for FUZZ_SECONDS.
 -include tests/fuzz/fuzz.mk

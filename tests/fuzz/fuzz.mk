@@ -14,7 +14,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 1
-FUZZ_NAMES   := soap conf basic b64 ipc ntlm spnego encmsg xpress
+FUZZ_NAMES   := soap conf basic b64 ipc ntlm spnego encmsg xpress psrp
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 # Same include paths and defines as CFLAGS; warnings shown but not fatal,
 # optimisation low enough for useful stacks.  _FORTIFY_SOURCE fights ASan.
@@ -49,6 +49,7 @@ FUZZ_OPTS_ntlm := -max_len=4096
 FUZZ_OPTS_spnego := -max_len=4096
 FUZZ_OPTS_encmsg := -max_len=4096
 FUZZ_OPTS_xpress := -max_len=16384
+FUZZ_OPTS_psrp := -max_len=8192
 
 # $(1) = harness name.  -jobs/-workers write fuzz-N.log files; keep them in artifacts.
 define fuzz_run
