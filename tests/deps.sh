@@ -10,11 +10,15 @@ build_pkgs="gcc clang make pkg-config libmicrohttpd-dev libxml2-dev libssl-dev
  libsystemd-dev libpam0g-dev libkrb5-dev libgnutls28-dev openssl passwd login python3
  python3-winrm"
 check_pkgs="python3-venv python3-pip winrmcp krb5-kdc krb5-admin-server krb5-user
- libkrb5-dev libgssapi-krb5-2 nftables iproute2 mandoc procps psmisc
- libclang-rt-14-dev llvm-14 strace curl"
+ libkrb5-dev libgssapi-krb5-2 nftables iptables iproute2 mandoc procps psmisc util-linux
+ libclang-rt-14-dev llvm-14 strace curl systemd shellcheck debhelper dpkg-dev fakeroot"
 
 want=$build_pkgs
 [ "$mode" = check ] && want="$build_pkgs $check_pkgs"
+# The Go test clients need a Go toolchain; this machine kind ships one in /usr/local/go.
+if [ "$mode" = check ] && ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+	want="$want golang-go"
+fi
 
 missing=""
 for p in $want; do
