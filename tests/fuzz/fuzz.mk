@@ -55,13 +55,15 @@ FUZZ_OPTS_psrp := -max_len=8192
 define fuzz_run
 	@mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/artifacts/$(1)
 	@cp tests/fuzz/corpus/$(1)/* $(FUZZ_BUILD)/corpus/$(1)/
-	@echo "fuzz: $(1) for $(FUZZ_SECONDS)s"
-	cd $(FUZZ_BUILD)/artifacts/$(1) && $(CURDIR)/$(FUZZ_BUILD)/fuzz_$(1) \
+	@echo "fuzz: $(1) for $(FUZZ_SECONDS)s (log: $(FUZZ_BUILD)/artifacts/$(1)/run.log)"
+	@cd $(FUZZ_BUILD)/artifacts/$(1) && if $(CURDIR)/$(FUZZ_BUILD)/fuzz_$(1) \
 		$(subst -dict=,-dict=$(CURDIR)/,$(FUZZ_OPTS_$(1))) \
 		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		-artifact_prefix=$(CURDIR)/$(FUZZ_BUILD)/artifacts/$(1)/ \
 		$(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)) \
-		$(CURDIR)/$(FUZZ_BUILD)/corpus/$(1)
+		$(CURDIR)/$(FUZZ_BUILD)/corpus/$(1) > run.log 2>&1; then \
+		grep -E '^Done|stat::number_of_executed_units' run.log | head -2; \
+	else tail -60 run.log; echo "fuzz: $(1) FAILED"; exit 1; fi
 endef
 
 # One after the other, so each gets the CPU for its FUZZ_SECONDS; the first
