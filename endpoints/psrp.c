@@ -663,12 +663,10 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
 	const char *ver = soap_option(&c->req, "protocolversion");
-	char buf[SOAP_MAX_ID + 1];
 	struct open_ctx *oc;
 	struct shell *sh;
 	struct psrp *ps;
 	struct ipc_out o;
-	const char *id;
 	xmlNodePtr cx;
 	char *creation;
 
@@ -686,18 +684,8 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 		    "The request has no Shell element with creationXml. ");
 		return;
 	}
-	if (count_user_shells(c->uid) >= NET.conf.winrs.max_shells_per_user ||
-	    count_config_shells(c->uid, sc->resource_uri) >= sc->max_shells_per_user) {
-		char lim[24];
-		snprintf(lim, sizeof lim, "%llu", MIN(NET.conf.winrs.max_shells_per_user,
-		    sc->max_shells_per_user));
-		wsman_fault(c, SF_QUOTA_SHELLS, lim);
+	if (!shell_quota_ok(c, sc->max_shells_per_user, count_config_shells(c->uid, sc->resource_uri)))
 		return;
-	}
-	if (!count_user_shells(c->uid) && count_users() >= NET.conf.winrs.max_users) {
-		wsman_fault(c, SF_QUOTA_USERS, NULL);
-		return;
-	}
 	creation = soap_text(cx);
 	{
 		/* Forwarded as it is, so make sure it is base64 and nothing else. */
@@ -718,37 +706,12 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 		*w = '\0';
 	}
 
-	sh = xcalloc(1, sizeof *sh);
-	id = soap_attr(body, "ShellId", buf, sizeof buf);
-	if (id) {
-		if (!uuid_valid(id)) {
-			free(creation);
-			free(sh);
-			wsman_fault(c, SF_SHELL_ID_INVALID, NULL);
-			return;
-		}
-		for (struct shell *s = shells; s; s = s->next)
-			if (str_ieq(s->id, id)) {
-				free(creation);
-				free(sh);
-				wsman_fault(c, SF_SHELL_ID_CONFLICT, NULL);
-				return;
-			}
-		snprintf(sh->id, sizeof sh->id, "%s", id);
-		uuid_upcase(sh->id);
-	} else {
-		uuid_upper(sh->id);
+	sh = shell_new(c, body, sc->resource_uri, sc->idle_timeout_ms);
+	if (!sh) {
+		free(creation);
+		return;
 	}
-	sh->owner = xstrdup(c->user);
-	sh->uid = c->uid;
-	sh->login_id = c->login_id;
-	snprintf(sh->remote, sizeof sh->remote, "%s", c->remote);
-	sh->resource_uri = xstrdup(sc->resource_uri);
-	sh->created_ms = sh->active_ms = now_ms();
-	sh->idle_timeout_ms = sc->idle_timeout_ms;
-	if (soap_attr(body, "Name", buf, sizeof buf))
-		sh->name = xstrdup(buf);
-	else if (soap_child(body, NS_RSP, "Name"))
+	if (!sh->name && soap_child(body, NS_RSP, "Name"))
 		sh->name = soap_text(soap_child(body, NS_RSP, "Name"));
 	{
 		xmlNodePtr it = soap_child(body, NS_RSP, "IdleTimeOut");

@@ -724,6 +724,63 @@ bool stream_names_ok(const char *list, const char *allowed)
 	return true;
 }
 
+/*
+ * A new shell for the caller: the client's ShellId if it sent a valid,
+ * unused one (PowerShell does), else ours.  NULL after a fault.
+ */
+struct shell *shell_new(struct wsman_call *c, xmlNodePtr body, const char *uri, uint64_t idle_ms)
+{
+	char buf[SOAP_MAX_ID + 1];
+	const char *id = soap_attr(body, "ShellId", buf, sizeof buf);
+	struct shell *sh;
+
+	if (id && !uuid_valid(id)) {
+		wsman_fault(c, SF_SHELL_ID_INVALID, NULL);
+		return NULL;
+	}
+	for (struct shell *s = shells; id && s; s = s->next)
+		if (str_ieq(s->id, id)) {
+			wsman_fault(c, SF_SHELL_ID_CONFLICT, NULL);
+			return NULL;
+		}
+	sh = xcalloc(1, sizeof *sh);
+	if (id) {
+		snprintf(sh->id, sizeof sh->id, "%s", id);
+		uuid_upcase(sh->id);
+	} else {
+		uuid_upper(sh->id);
+	}
+	sh->owner = xstrdup(c->user);
+	sh->uid = c->uid;
+	sh->login_id = c->login_id;
+	snprintf(sh->remote, sizeof sh->remote, "%s", c->remote);
+	sh->resource_uri = xstrdup(uri);
+	sh->created_ms = sh->active_ms = now_ms();
+	sh->idle_timeout_ms = idle_ms;
+	if (soap_attr(body, "Name", buf, sizeof buf))
+		sh->name = xstrdup(buf);
+	return sh;
+}
+
+/* [Winrs] MaxShellsPerUser (or a lower per-configuration limit) and MaxConcurrentUsers. */
+bool shell_quota_ok(struct wsman_call *c, unsigned long long per_user, unsigned current)
+{
+	const struct conf_winrs *w = &NET.conf.winrs;
+	unsigned long long limit = MIN(per_user, w->max_shells_per_user);
+
+	if (count_user_shells(c->uid) >= w->max_shells_per_user || current >= per_user) {
+		char lim[24];
+		snprintf(lim, sizeof lim, "%llu", limit);
+		wsman_fault(c, SF_QUOTA_SHELLS, lim);
+		return false;
+	}
+	if (!count_user_shells(c->uid) && count_users() >= w->max_users) {
+		wsman_fault(c, SF_QUOTA_USERS, NULL);
+		return false;
+	}
+	return true;
+}
+
 static void shell_create(struct wsman_call *c)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
@@ -731,8 +788,6 @@ static void shell_create(struct wsman_call *c)
 	struct open_ctx *oc;
 	struct shell *sh;
 	struct ipc_out o;
-	char buf[SOAP_MAX_ID + 1];
-	const char *id;
 	xmlNodePtr n;
 
 	if (!w->allow_remote_shell) {
@@ -744,44 +799,11 @@ static void shell_create(struct wsman_call *c)
 		    "The Windows Remote Shell cannot process the request because the body has no Shell element. ");
 		return;
 	}
-	if (count_user_shells(c->uid) >= w->max_shells_per_user) {
-		char lim[24];
-		snprintf(lim, sizeof lim, "%llu", w->max_shells_per_user);
-		wsman_fault(c, SF_QUOTA_SHELLS, lim);
+	if (!shell_quota_ok(c, w->max_shells_per_user, count_user_shells(c->uid)))
 		return;
-	}
-	if (!count_user_shells(c->uid) && count_users() >= w->max_users) {
-		wsman_fault(c, SF_QUOTA_USERS, NULL);
+	sh = shell_new(c, body, URI_SHELL_CMD, w->idle_timeout_ms);
+	if (!sh)
 		return;
-	}
-	sh = xcalloc(1, sizeof *sh);
-	id = soap_attr(body, "ShellId", buf, sizeof buf);
-	if (id) {
-		if (!uuid_valid(id)) {
-			free(sh);
-			wsman_fault(c, SF_SHELL_ID_INVALID, NULL);
-			return;
-		}
-		for (struct shell *s = shells; s; s = s->next)
-			if (str_ieq(s->id, id)) {
-				free(sh);
-				wsman_fault(c, SF_SHELL_ID_CONFLICT, NULL);
-				return;
-			}
-		snprintf(sh->id, sizeof sh->id, "%s", id);
-		uuid_upcase(sh->id);
-	} else {
-		uuid_upper(sh->id);
-	}
-	sh->owner = xstrdup(c->user);
-	sh->uid = c->uid;
-	sh->login_id = c->login_id;
-	snprintf(sh->remote, sizeof sh->remote, "%s", c->remote);
-	sh->resource_uri = xstrdup(URI_SHELL_CMD);
-	sh->created_ms = sh->active_ms = now_ms();
-	sh->idle_timeout_ms = w->idle_timeout_ms;
-	if (soap_attr(body, "Name", buf, sizeof buf))
-		sh->name = xstrdup(buf);
 
 	for (n = body->children; n; n = n->next) {
 		char *t;

@@ -89,6 +89,8 @@ struct shell {
 
 extern struct shell *shells;
 
+struct shell *shell_new(struct wsman_call *c, xmlNodePtr body, const char *uri, uint64_t idle_ms);
+bool shell_quota_ok(struct wsman_call *c, unsigned long long per_user, unsigned current);
 void uuid_upcase(char *s);
 void duration(char *out, size_t n, uint64_t ms);
 unsigned count_user_shells(uid_t uid);
