@@ -167,6 +167,19 @@ static void h_listener(struct ipc_msg *m)
 			l->trust_pem = xstrdup(trust);
 		cert_hash(l);
 	}
+	{
+		/* Identity: name, transport, key material and the limits libmicrohttpd was given. */
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		unsigned int n = 0;
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		EVP_DigestUpdate(md, name, strlen(name) + 1);
+		EVP_DigestUpdate(md, &transport, sizeof transport);
+		EVP_DigestUpdate(md, cert, strlen(cert) + 1);
+		EVP_DigestUpdate(md, key, keylen);
+		EVP_DigestUpdate(md, trust, strlen(trust) + 1);
+		EVP_DigestFinal_ex(md, l->ident, &n);
+		EVP_MD_CTX_free(md);
+	}
 	NET.staged[NET.n_staged++] = l;
 }
 
@@ -186,23 +199,45 @@ static void h_config_done(struct ipc_msg *m)
 	}
 	free(NET.staged_conf);
 	NET.staged_conf = NULL;
+	unsigned long long old_max_conn = NET.configured ? NET.conf.service.max_connections : 0;
+	unsigned long long old_max_ip = NET.configured ? NET.conf.service.max_connections_per_ip : 0;
 	if (NET.configured)
 		conf_free(&NET.conf);
 	NET.conf = next;
 	NET.facts = NET.staged_facts;
 	NET.configured = true;
-	/* Listeners are replaced wholesale; the sockets themselves stayed open in the monitor. */
-	for (size_t i = 0; i < NET.n_ls; i++)
-		listener_free(NET.ls[i]);
-	NET.n_ls = 0;
-	for (size_t i = 0; i < NET.n_staged; i++) {
-		struct net_listener *l = NET.staged[i];
-		if (http_listener_start(l) < 0) {
-			log_err("listener %s could not start", l->name);
-			listener_free(l);
-			continue;
+	/*
+	 * A listener the reload did not change keeps running, with its
+	 * connections; the rest are replaced.  The limits libmicrohttpd was
+	 * started with count as part of a listener.
+	 */
+	{
+		struct net_listener *keep[CONF_MAX_LISTENERS];
+		size_t nk = 0;
+		bool limits_same = old_max_conn == NET.conf.service.max_connections &&
+		    old_max_ip == NET.conf.service.max_connections_per_ip;
+
+		for (size_t i = 0; i < NET.n_staged; i++) {
+			struct net_listener *l = NET.staged[i], *old = NULL;
+			for (size_t j = 0; j < NET.n_ls && limits_same; j++)
+				if (NET.ls[j] && !memcmp(NET.ls[j]->ident, l->ident, sizeof l->ident)) {
+					old = NET.ls[j];
+					NET.ls[j] = NULL;
+				}
+			if (old) {
+				listener_free(l);
+				keep[nk++] = old;
+			} else if (http_listener_start(l) < 0) {
+				log_err("listener %s could not start", l->name);
+				listener_free(l);
+			} else {
+				keep[nk++] = l;
+			}
 		}
-		NET.ls[NET.n_ls++] = l;
+		for (size_t j = 0; j < NET.n_ls; j++)
+			listener_free(NET.ls[j]);
+		memcpy(NET.ls, keep, nk * sizeof *keep);
+		NET.n_ls = nk;
 	}
 	NET.n_staged = 0;
 	shell_config_changed();

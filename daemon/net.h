@@ -26,6 +26,7 @@ struct net_listener {
 	size_t key_len;
 	char *trust_pem;                /* CAs for client certificates, or NULL */
 	unsigned char cert_hash[64];    /* tls-server-end-point, for channel binding */
+	unsigned char ident[32];        /* everything it was started with: unchanged = kept on reload */
 	unsigned cert_hash_len;
 };
 

@@ -45,7 +45,9 @@ fi
 if [ "$mode" = check ]; then
 	venv=${VENV:-build/venv}
 	if [ ! -x "$venv/bin/pytest" ]; then
-		python3 -m venv "$venv"
+		# Debian's interpreter: runspace tests run the venv's python as other
+		# users, and a python under /root (pyenv) is not theirs to execute.
+		/usr/bin/python3 -m venv "$venv"
 		"$venv/bin/pip" install -q --upgrade pip
 	fi
 	"$venv/bin/pip" install -q -r "$here/integration/requirements.txt"
