@@ -181,6 +181,10 @@ static void log_answer(struct http_req *r)
 {
 	struct log_rec rec = LOG_REC_INIT;
 
+	/* Anonymous Identify probes are neither logins nor refusals; monitoring tools send many. */
+	if (!r->authenticated && r->status == MHD_HTTP_OK)
+		return;
+
 	rec.remote = r->conn->remote;
 	rec.user = r->user ? r->user : (r->claimed_user[0] ? r->claimed_user : NULL);
 	rec.scheme = r->scheme;

@@ -149,6 +149,8 @@ unsigned long soap_fault_code(enum soap_fault f)
 	return faults[f].wsman_code;
 }
 
+static void envelope_open_init(void);
+
 static void silent_generic(void *ctx, const char *msg, ...)
 {
 	(void)ctx; (void)msg;
@@ -160,6 +162,7 @@ void soap_init(void)
 	/* libxml2 would print encoding errors to stderr, reachable before login. */
 	xmlSetGenericErrorFunc(NULL, silent_generic);
 	xmlSetStructuredErrorFunc(NULL, NULL);
+	envelope_open_init();
 	/* Global belt and braces; the per-context options below do the work. */
 	xmlSubstituteEntitiesDefault(0);
 	xmlLoadExtDtdDefaultValue = 0;
@@ -670,6 +673,18 @@ void soap_w_raw(struct soap_reply *r, const char *xml)
 	xmlTextWriterWriteRaw(r->w, (const xmlChar *)xml);
 }
 
+static char envelope_open[1024];
+
+static void envelope_open_init(void)
+{
+	size_t o = (size_t)snprintf(envelope_open, sizeof envelope_open, "<s:Envelope xml:lang=\"en-US\"");
+
+	for (size_t i = 0; i < ARRAY_SIZE(envelope_ns); i++)
+		o += (size_t)snprintf(envelope_open + o, sizeof envelope_open - o, " %s=\"%s\"",
+		    envelope_ns[i][0], envelope_ns[i][1]);
+	snprintf(envelope_open + o, sizeof envelope_open - o, ">");
+}
+
 static int reply_open(struct soap_reply *r, const char *action, const char *relates_to)
 {
 	char id[37];
@@ -678,10 +693,11 @@ static int reply_open(struct soap_reply *r, const char *action, const char *rela
 	r->xbuf = xmlBufferCreate();
 	if (!r->xbuf || !(r->w = xmlNewTextWriterMemory(r->xbuf, 0)))
 		fatal("out of memory");
-	soap_w_start(r, "s:Envelope");
-	soap_w_attr(r, "xml:lang", "en-US");
-	for (size_t i = 0; i < ARRAY_SIZE(envelope_ns); i++)
-		soap_w_attr(r, envelope_ns[i][0], envelope_ns[i][1]);
+	/*
+	 * The opening tag never changes: written raw once instead of escaping
+	 * nine attributes per reply; soap_reply_end writes its closing tag.
+	 */
+	soap_w_raw(r, envelope_open);
 	soap_w_start(r, "s:Header");
 	if (!action) {          /* Identify: Windows answers with an empty header */
 		soap_w_end(r);
@@ -708,7 +724,9 @@ int soap_reply_end(struct soap_reply *r, struct buf *out)
 {
 	int rc = 0;
 
-	xmlTextWriterEndDocument(r->w);  /* closes every open element */
+	xmlTextWriterEndDocument(r->w);  /* closes every element opened with the writer */
+	xmlTextWriterWriteRaw(r->w, (const xmlChar *)"</s:Envelope>");
+	xmlTextWriterFlush(r->w);
 	xmlFreeTextWriter(r->w);
 	r->w = NULL;
 	if (buf_append(out, xmlBufferContent(r->xbuf), (size_t)xmlBufferLength(r->xbuf)) < 0)

@@ -9,7 +9,7 @@
 #define WINRMD_WLIMITS_H
 
 /* HTTP front end (libmicrohttpd). */
-#define HTTP_CONN_MEMORY_LIMIT      (64 * 1024)   /* headers + read buffer per connection */
+#define HTTP_CONN_MEMORY_LIMIT      (32 * 1024)   /* headers + read buffer per connection; cleared per request */
 #define HTTP_PER_IP_CONN_LIMIT      64
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
