@@ -78,7 +78,11 @@ static void emit(int prio, const struct field *f, size_t nf, const char *msg)
 			iov[n].iov_base = buf[n];
 			iov[n].iov_len = k < 0 ? 0 : MIN((size_t)k, sizeof buf[n] - 1);
 		}
-		sd_journal_sendv(iov, (int)n);
+		/* A socket file with no journald behind it (a stopped container's) drops records. */
+		if (sd_journal_sendv(iov, (int)n) < 0) {
+			log_journal = false;
+			log_stderr = true;
+		}
 		free(m);
 	}
 	if (log_stderr) {

@@ -206,6 +206,7 @@ static void h_config_done(struct ipc_msg *m)
 	NET.conf = next;
 	NET.facts = NET.staged_facts;
 	NET.configured = true;
+	NET.conf_gen++;
 	/*
 	 * A listener the reload did not change keeps running, with its
 	 * connections; the rest are replaced.  The limits libmicrohttpd was

@@ -40,6 +40,7 @@ struct net_state {
 	/* The next configuration while the monitor is sending it. */
 	char *staged_conf;
 	uint32_t staged_facts, facts;    /* IPC_FACT_* from the monitor */
+	unsigned conf_gen;              /* bumped each time a configuration is applied */
 	struct net_listener *staged[CONF_MAX_LISTENERS];
 	size_t n_staged;
 	sd_event_source *mhd_timer;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "net.h"
 #include "wsman.h"
 
@@ -60,6 +61,42 @@ static void write_winrs(struct soap_reply *r, const struct conf *cf)
 	soap_w_end(r);
 }
 
+/*
+ * The whole tree only changes with the configuration, and clients read it on
+ * every connect: it is serialised once per configuration and written raw.
+ */
+static const char *config_tree(void)
+{
+	static char *cached;
+	static unsigned gen;
+	const struct conf *cf = &NET.conf;
+	struct soap_reply r;
+	xmlBufferPtr b;
+
+	if (cached && gen == NET.conf_gen)
+		return cached;
+	free(cached);
+	b = xmlBufferCreate();
+	r.xbuf = b;
+	r.w = xmlNewTextWriterMemory(b, 0);
+	if (!r.w)
+		fatal("out of memory");
+	soap_w_start(&r, "cfg:Config");
+	soap_w_attr(&r, "xmlns:cfg", NS_CFG);
+	num(&r, "cfg:MaxEnvelopeSizekb", cf->service.max_envelope_kb);
+	num(&r, "cfg:MaxTimeoutms", cf->service.max_timeout_ms);
+	num(&r, "cfg:MaxBatchItems", cf->service.max_batch_items);
+	num(&r, "cfg:MaxProviderRequests", 4294967295ULL);
+	write_service(&r, cf);
+	write_winrs(&r, cf);
+	xmlTextWriterEndDocument(r.w);
+	xmlFreeTextWriter(r.w);
+	cached = xstrndup((const char *)xmlBufferContent(b), (size_t)xmlBufferLength(b));
+	xmlBufferFree(b);
+	gen = NET.conf_gen;
+	return cached;
+}
+
 void ep_config(struct wsman_call *c)
 {
 	const struct conf *cf = &NET.conf;
@@ -72,14 +109,7 @@ void ep_config(struct wsman_call *c)
 	}
 	soap_reply_begin(&r, &c->req, ACT_GET "Response");
 	if (!*sub) {
-		soap_w_start(&r, "cfg:Config");
-		soap_w_attr(&r, "xmlns:cfg", NS_CFG);
-		num(&r, "cfg:MaxEnvelopeSizekb", cf->service.max_envelope_kb);
-		num(&r, "cfg:MaxTimeoutms", cf->service.max_timeout_ms);
-		num(&r, "cfg:MaxBatchItems", cf->service.max_batch_items);
-		num(&r, "cfg:MaxProviderRequests", 4294967295ULL);
-		write_service(&r, cf);
-		write_winrs(&r, cf);
+		soap_w_raw(&r, config_tree());
 	} else if (str_ieq(sub, "/Service")) {
 		write_service(&r, cf);
 	} else if (str_ieq(sub, "/Winrs")) {
