@@ -92,6 +92,7 @@ struct psrp {
 	struct buf wbuf, line, errtext;
 	struct target pool;
 	bool compression;
+	bool drop_output;               /* OutputBufferingMode = Drop */
 	bool reading_paused;
 	struct wsman_call *connect;     /* a Connect waiting for RUNSPACEPOOL_INIT_DATA */
 	sd_event_source *connect_timer;
@@ -337,6 +338,43 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 	}
 }
 
+/*
+ * Drop: discard the oldest whole output objects of pipelines until under the
+ * limit.  Only objects whose every fragment is queued go, so the client never
+ * sees half an object; pool messages and pipeline states are kept.
+ */
+static void drop_oldest(struct psrp *ps)
+{
+	for (struct command *c = ps->sh->cmds; c && shell_buffered(ps) > PSRP_BUFFER_MAX; c = c->next) {
+		struct target *t = c->pipe ? &c->pipe->t : NULL;
+
+		while (t && t->f_head && shell_buffered(ps) > PSRP_BUFFER_MAX) {
+			struct frag *f = t->f_head;
+			uint64_t obj = f->object_id;
+			bool complete = false;
+
+			if (!f->start || f->msg_type == PSRP_PIPELINE_STATE)
+				break;
+			for (struct frag *g = f; g && g->object_id == obj; g = g->next)
+				if (g->end)
+					complete = true;
+			if (!complete)
+				break;
+			while (t->f_head && t->f_head->object_id == obj) {
+				struct frag *g = t->f_head;
+				bool end = g->end;
+				t->f_head = g->next;
+				t->f_bytes -= g->len;
+				free(g);
+				if (end)
+					break;
+			}
+			if (!t->f_head)
+				t->f_tail = NULL;
+		}
+	}
+}
+
 static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct psrp *ps = userdata;
@@ -374,10 +412,14 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		if (ps->broken)
 			return 0;
 	}
-	/* Block mode: stop reading while too much waits for Receives; the runspace blocks. */
-	if (shell_buffered(ps) > PSRP_BUFFER_MAX && ps->out_src) {
-		ps->reading_paused = true;
-		sd_event_source_set_enabled(ps->out_src, SD_EVENT_OFF);
+	if (shell_buffered(ps) > PSRP_BUFFER_MAX) {
+		if (ps->drop_output) {
+			drop_oldest(ps);
+		} else if (ps->out_src) {
+			/* Block: stop reading while too much waits for Receives; the runspace blocks. */
+			ps->reading_paused = true;
+			sd_event_source_set_enabled(ps->out_src, SD_EVENT_OFF);
+		}
 	}
 	return 0;
 }
@@ -733,6 +775,7 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	buf_init(&ps->errtext, 0);
 	target_init(&ps->pool, ps, POOL_GUID, NULL);
 	ps->compression = c->req.compression_xpress;
+	ps->drop_output = sc->output_buffering == CONF_BUF_DROP;
 	ps->creation_xml = creation;
 	sh->opening = true;
 	sh->next = shells;
