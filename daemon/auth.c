@@ -349,6 +349,12 @@ void auth_request(struct http_req *r)
 		return;
 	}
 	if (!hdr && ident && str_ieq(ident, "unauthenticated") && NET.conf.service.unauth_identify) {
+		/* Anyone can send this: keep what they can make the parser chew small. */
+		if (r->body.len > HTTP_ANON_BODY_MAX) {
+			snprintf(r->result, sizeof r->result, "too-large");
+			http_respond_empty(r, MHD_HTTP_CONTENT_TOO_LARGE);
+			return;
+		}
 		/* wsman_handle serves Identify, and only Identify, without a principal. */
 		r->authenticated = false;
 		r->scheme = "none";

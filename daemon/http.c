@@ -241,6 +241,17 @@ static enum MHD_Result refuse(struct MHD_Connection *mc, unsigned status, const 
 	return ret;
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	unsigned *n = cls;
+	(void)kind; (void)value;
+
+	if (str_ieq(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		(*n)++;
+	return MHD_YES;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, const char *url,
     const char *method, const char *version, const char *upload_data, size_t *upload_size,
     void **req_cls)
@@ -261,6 +272,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 			return refuse(mc, MHD_HTTP_NOT_FOUND, "not-found", conn);
 		if (strcmp(method, "POST") != 0)
 			return refuse(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "method-not-allowed", conn);
+		/* Two lengths are how requests get smuggled past a proxy in front of us. */
+		unsigned ncl = 0;
+		MHD_get_connection_values(mc, MHD_HEADER_KIND, count_content_length, &ncl);
+		if (ncl > 1)
+			return refuse(mc, MHD_HTTP_BAD_REQUEST, "duplicate-content-length", conn);
 		cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		r = xcalloc(1, sizeof *r);
 		if (cl) {
@@ -365,6 +381,8 @@ static void connection_notify(void *cls, struct MHD_Connection *mc, void **socke
 			snprintf(c->remote, sizeof c->remote, "unknown");
 		*socket_ctx = c;
 	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+		/* A listener at MaxConnections resumes accepting only when libmicrohttpd runs again. */
+		kick_mhd();
 		auth_conn_closed(c);
 		free(c->user);
 		wipe(c->basic_hash, sizeof c->basic_hash);

@@ -507,6 +507,52 @@ out:
 	return r;
 }
 
+/*
+ * Count attributes per start tag before libxml2 sees the text: libxml2 2.9
+ * checks each new attribute against all earlier ones of the tag, so 50 000
+ * attributes cost half a minute of the worker's only thread.  A small state
+ * machine over the bytes; comments, CDATA, PIs and quoted values are skipped.
+ */
+static bool attrs_bounded(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned count = 0;
+		unsigned char q = 0;
+
+		if (p[i] != '<') {
+			i++;
+			continue;
+		}
+		if (n - i >= 4 && !memcmp(p + i, "<!--", 4)) {
+			const unsigned char *e = memmem(p + i + 4, n - i - 4, "-->", 3);
+			i = e ? (size_t)(e - p) + 3 : n;
+			continue;
+		}
+		if (n - i >= 9 && !memcmp(p + i, "<![CDATA[", 9)) {
+			const unsigned char *e = memmem(p + i + 9, n - i - 9, "]]>", 3);
+			i = e ? (size_t)(e - p) + 3 : n;
+			continue;
+		}
+		for (i++; i < n; i++) {
+			if (q) {
+				if (p[i] == q)
+					q = 0;
+			} else if (p[i] == '"' || p[i] == '\'') {
+				q = p[i];
+			} else if (p[i] == '=') {
+				if (++count > SOAP_MAX_ATTRS)
+					return false;
+			} else if (p[i] == '>') {
+				i++;
+				break;
+			}
+		}
+	}
+	return true;
+}
+
 int soap_parse(const void *data, size_t len, struct soap_req *req, struct soap_error *err)
 {
 	struct parse_guard g = { 0 };
@@ -519,12 +565,23 @@ int soap_parse(const void *data, size_t len, struct soap_req *req, struct soap_e
 	req->max_envelope = -1;
 	memset(err, 0, sizeof *err);
 
-	/* OMI's client pads encrypted plaintext with NULs. */
-	while (len && ((const char *)data)[len - 1] == '\0')
-		len--;
+	/* OMI's client pads encrypted plaintext with NULs; a UTF-16 body ends in one legitimately. */
+	{
+		const unsigned char *b = data;
+		bool utf16 = len >= 2 && ((b[0] == 0xff && b[1] == 0xfe) || (b[0] == 0xfe && b[1] == 0xff) ||
+		    (b[0] == '<' && b[1] == 0) || (b[0] == 0 && b[1] == '<'));
+		while (!utf16 && len && b[len - 1] == '\0')
+			len--;
+	}
 	if (len == 0 || len > INT32_MAX) {
 		err->fault = SF_INVALID_XML;
 		snprintf(err->arg, sizeof err->arg, "The request body is empty. ");
+		return -EINVAL;
+	}
+	if (!attrs_bounded(data, len)) {
+		err->fault = SF_INVALID_XML;
+		snprintf(err->arg, sizeof err->arg,
+		    "The request has an element with more than %d attributes. ", SOAP_MAX_ATTRS);
 		return -EINVAL;
 	}
 	ctxt = xmlNewParserCtxt();

@@ -13,6 +13,7 @@
 #define HTTP_PER_IP_CONN_LIMIT      64
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
+#define HTTP_ANON_BODY_MAX          (16 * 1024)   /* an anonymous Identify is ~200 bytes */
 /* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
 #define HTTP_BODY_OVERHEAD          4096
 /* An oversized body up to this size is drained before the 413 (see http.c). */
@@ -20,6 +21,7 @@
 
 /* SOAP / XML. */
 #define SOAP_MAX_DEPTH              48            /* a WS-Man envelope is about 8 deep */
+#define SOAP_MAX_ATTRS              64            /* per tag; libxml2 checks duplicates in O(n^2) */
 #define SOAP_MAX_SELECTORS          16
 #define SOAP_MAX_OPTIONS            32
 #define SOAP_MAX_URI                2048

@@ -5,4 +5,4 @@ set -eu
 build=${1:-build}
 venv=${VENV:-build/venv}
 export WINRMD_BIN="$(cd "$(dirname "$build/winrmd")" && pwd)/winrmd"
-exec "$venv/bin/pytest" -q -p no:cacheprovider tests/runspace tests/integration
+exec "$venv/bin/pytest" -q -p no:cacheprovider tests/runspace tests/integration tests/hostile

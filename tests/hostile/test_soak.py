@@ -1,0 +1,135 @@
+"""Soak: 200 concurrent WinRS clients over four users for WINRMD_SOAK_SECONDS
+(default 60); no errors, and the worker's descriptors and memory stay flat.
+
+Each client is a thread with its own pywinrm Protocol (Basic over HTTPS, one
+keep-alive connection): it opens a shell, runs `echo` in it repeatedly,
+reopens the shell every 10 commands, and closes it at the end.  The first
+login of each client goes through a semaphore of 32 so that the ramp-up stays
+below HTTP_UNAUTH_PENDING_MAX (64 password checks in flight; past that the
+daemon answers 503 by design).
+
+Run as root:  build/venv/bin/pytest -q tests/hostile/test_soak.py
+"""
+import os
+import threading
+import time
+
+import pytest
+from winrm.protocol import Protocol
+
+from conftest import Daemon, make_user, remove_user, stop_and_check
+from hostile_util import assert_serving, config_get, pgrep, proc_stats, wait_fds_at_most
+
+SOAK_SECONDS = float(os.environ.get("WINRMD_SOAK_SECONDS", "60"))
+CLIENTS = int(os.environ.get("WINRMD_SOAK_CLIENTS", "200"))
+N_USERS = 4
+
+
+@pytest.fixture(scope="module")
+def soak_users(users):
+    made = [make_user("wrsoak") for _ in range(N_USERS)]
+    try:
+        yield made
+    finally:
+        for u in made:
+            remove_user(u)
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory, tls_cert, soak_users):
+    per_user = CLIENTS // N_USERS + 10
+    d = Daemon(tmp_path_factory.mktemp("winrmd-soak"), *tls_cert,
+               service={"MaxConnections": "1000", "MaxConnectionsPerIP": "1000",
+                        "MaxConcurrentOperationsPerUser": "100000"},
+               winrs={"MaxShellsPerUser": str(per_user * 2), "MaxConcurrentUsers": "50"})
+    d.start()
+    yield d
+    stop_and_check(d)
+
+
+def test_soak_200_clients(sd, soak_users):
+    d = sd
+    worker = d.worker_pid()
+    for u in soak_users:
+        config_get(d, u)
+    time.sleep(1)
+    fds_base, rss_base = proc_stats(worker)
+    stop = threading.Event()
+    login_gate = threading.Semaphore(32)
+    lock = threading.Lock()
+    errors, counts = [], [0]
+    ramped = []
+
+    def client(i):
+        u = soak_users[i % N_USERS]
+        p = Protocol(d.https_url, transport="basic", username=u.name, password=u.password,
+                     server_cert_validation="ignore", operation_timeout_sec=20, read_timeout_sec=60)
+        sid = None
+        n = 0
+        try:
+            with login_gate:
+                sid = p.open_shell()
+            while not stop.is_set():
+                if n and n % 10 == 0:
+                    p.close_shell(sid)
+                    sid = None
+                    sid = p.open_shell()
+                cid = p.run_command(sid, "echo", ["c%d-%d" % (i, n)])
+                out, err, code = p.get_command_output(sid, cid)
+                p.cleanup_command(sid, cid)
+                if (out, err, code) != (b"c%d-%d\n" % (i, n), b"", 0):
+                    raise AssertionError("client %d got %r" % (i, (out, err, code)))
+                n += 1
+                with lock:
+                    counts[0] += 1
+                    if n == 1:
+                        ramped.append(time.monotonic())
+        except Exception as e:  # noqa: B902 - collected and reported
+            with lock:
+                errors.append("client %d after %d commands: %r" % (i, n, e))
+        finally:
+            if sid:
+                try:
+                    p.close_shell(sid)
+                except Exception as e:  # noqa: B902
+                    with lock:
+                        errors.append("client %d close: %r" % (i, e))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    samples = {}
+    # The first sample is at 10% of the run, but not before every client is
+    # up (the ramp-up is not the steady state).
+    while len(ramped) + len(errors) < CLIENTS and time.monotonic() - t0 < 0.5 * SOAK_SECONDS:
+        time.sleep(0.2)
+    ramp = time.monotonic() - t0
+    for frac in (0.1, 0.9):
+        time.sleep(max(0, t0 + frac * SOAK_SECONDS - time.monotonic()))
+        samples[frac] = proc_stats(worker) + (counts[0],)
+    time.sleep(max(0, t0 + SOAK_SECONDS - time.monotonic()))
+    stop.set()
+    for th in threads:
+        th.join(120)
+    hung = sum(th.is_alive() for th in threads)
+    elapsed = time.monotonic() - t0
+    time.sleep(2)
+    fds_end = wait_fds_at_most(worker, fds_base + 4, timeout=30)
+    _, rss_end = proc_stats(worker)
+    (fd10, rss10, c10), (fd90, rss90, c90) = samples[0.1], samples[0.9]
+    print("soak: %d clients, %.0f s, %d commands (%.1f/s); fds base %d, 10%% %d, 90%% %d, end %d; "
+          "RSS kB base %d, 10%% %d, 90%% %d, end %d; errors %d; ramp-up %.1f s"
+          % (CLIENTS, elapsed, counts[0], counts[0] / elapsed, fds_base, fd10, fd90, fds_end,
+             rss_base, rss10, rss90, rss_end, len(errors), ramp))
+    assert hung == 0, "%d clients did not finish" % hung
+    assert not errors, "%d errors: %s" % (len(errors), errors[:8])
+    assert counts[0] >= CLIENTS, "only %d commands in %.0f s" % (counts[0], elapsed)
+    assert rss90 < rss10 * 1.2, "worker RSS grew from %d kB to %d kB during the run" % (rss10, rss90)
+    # Descriptors move with the number of commands running at the instant
+    # (three pipes each); only growth would be a leak.
+    assert fd90 <= fd10 + max(30, fd10 * 15 // 100), "worker fds %d at 10%%, %d at 90%%" % (fd10, fd90)
+    assert fds_end <= fds_base + 4, "worker fds %d after the clients finished, %d before" % (fds_end, fds_base)
+    for u in soak_users:
+        assert not pgrep(u.name, "echo"), "left-over processes of %s" % u.name
+    assert_serving(d, soak_users[0], worker)
