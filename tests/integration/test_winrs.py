@@ -310,14 +310,23 @@ def test_pywinrm_100mb_stdout(wd, shell_users):
     print("100 MB through pywinrm in %.1f s" % took)
 
 
-def test_pywinrm_powershell_without_pwsh(wd, shell_users):
-    assert not shutil.which("pwsh"), "these tests expect pwsh not to be installed"
+PWSH = any(os.access(p, os.X_OK) for p in
+           ("/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh"))
+
+
+def test_pywinrm_powershell_command_line(wd, shell_users):
+    """pywinrm's run_ps sends `powershell -encodedcommand`: pwsh runs it when
+    installed, else the client gets cmd.exe's unknown-program answer, 9009."""
     s = session(wd, shell_users.a)
     script = base64.b64encode("Write-Output hi".encode("utf-16-le")).decode()
     r = s.run_cmd("powershell", ["-encodedcommand", script])
-    assert r.status_code == 9009
-    assert b"is not recognized" in r.std_err
-    assert r.std_out == b""
+    if PWSH:
+        assert r.status_code == 0, r.std_err
+        assert r.std_out.strip() == b"hi"
+    else:
+        assert r.status_code == 9009
+        assert b"is not recognized" in r.std_err
+        assert r.std_out == b""
 
 
 # =========================================================================== pywinrm 0.3 (Debian)
