@@ -589,11 +589,6 @@ static void psrp_receive(struct wsman_call *c, struct shell *sh)
 
 /* ---- Create ----------------------------------------------------------- */
 
-struct open_ctx {
-	struct wsman_call *c;
-	struct shell *sh;
-};
-
 static void on_spawn(void *data, struct ipc_msg *m)
 {
 	struct open_ctx *oc = data;
@@ -652,34 +647,10 @@ static void on_session(void *data, struct ipc_msg *m)
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
 	struct ipc_out o;
-	int32_t result;
-	uint64_t session;
 
-	if (!m) {
-		free(oc);
-		sh->opening = false;
-		shell_free(sh, "shell-abandoned");
+	/* sh stays opening until the runspace process is up (on_spawn). */
+	if (!shell_session_opened(oc, m))
 		return;
-	}
-	c->hr->call = 0;
-	result = ipc_i32(m);
-	session = ipc_u64(m);
-	if (!ipc_end(m)) {
-		free(oc);
-		return;
-	}
-	if (result < 0) {
-		free(oc);
-		sh->opening = false;
-		shell_free(sh, "shell-refused");
-		if (result == -ENOENT)
-			wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
-		else
-			wsman_fault(c, result == -EACCES ? SF_ACCESS_DENIED : SF_INTERNAL_ERROR,
-			    "The WS-Management service could not open a login session for the user. ");
-		return;
-	}
-	sh->session = session;
 	net_call_prepare(&o, IPC_SPAWN);
 	ipc_put_u64(&o, c->login_id);
 	ipc_put_u64(&o, sh->session);
@@ -705,10 +676,8 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
 	const char *ver = soap_option(&c->req, "protocolversion");
-	struct open_ctx *oc;
 	struct shell *sh;
 	struct psrp *ps;
-	struct ipc_out o;
 	xmlNodePtr cx;
 	char *creation;
 
@@ -777,19 +746,7 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	ps->compression = c->req.compression_xpress;
 	ps->drop_output = sc->output_buffering == CONF_BUF_DROP;
 	ps->creation_xml = creation;
-	sh->opening = true;
-	sh->next = shells;
-	shells = sh;
-
-	oc = xcalloc(1, sizeof *oc);
-	oc->c = c;
-	oc->sh = sh;
-	net_call_prepare(&o, IPC_SESSION_OPEN);
-	ipc_put_u64(&o, c->login_id);
-	ipc_put_str(&o, sh->id);
-	ipc_put_str(&o, sh->resource_uri);
-	ipc_put_str(&o, c->remote);
-	c->hr->call = net_call(&o, on_session, oc);
+	shell_open_session(c, sh, on_session);
 }
 
 /* ---- Command, Send, Signal -------------------------------------------- */

@@ -649,11 +649,6 @@ void write_shell(struct soap_reply *r, const struct shell *sh)
 	soap_w_end(r);
 }
 
-struct open_ctx {
-	struct wsman_call *c;
-	struct shell *sh;
-};
-
 void create_reply(struct wsman_call *c, struct shell *sh)
 {
 	struct soap_reply r;
@@ -680,33 +675,78 @@ void create_reply(struct wsman_call *c, struct shell *sh)
 	wsman_reply(c, &r);
 }
 
-static void on_session_result(void *data, struct ipc_msg *m)
+/*
+ * Registers sh as opening and asks the monitor for its PAM session; done()
+ * gets the reply and starts with shell_session_opened().
+ */
+void shell_open_session(struct wsman_call *c, struct shell *sh,
+                        void (*done)(void *ctx, struct ipc_msg *reply))
 {
-	struct open_ctx *oc = data;
+	struct open_ctx *oc = xcalloc(1, sizeof *oc);
+	struct ipc_out o;
+
+	sh->opening = true;
+	sh->next = shells;
+	shells = sh;
+	oc->c = c;
+	oc->sh = sh;
+	net_call_prepare(&o, IPC_SESSION_OPEN);
+	ipc_put_u64(&o, c->login_id);
+	ipc_put_str(&o, sh->id);
+	ipc_put_str(&o, sh->resource_uri);
+	ipc_put_str(&o, c->remote);
+	c->hr->call = net_call(&o, done, oc);
+}
+
+/*
+ * True with sh->session set when the monitor opened the session. Otherwise the
+ * request is answered (or gone), the shell undone and oc freed.
+ */
+bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m)
+{
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
 	int32_t result;
 	uint64_t session;
 
-	free(oc);
 	if (!m) {                       /* the request went away: undo */
+		free(oc);
 		sh->opening = false;
 		shell_free(sh, "shell-abandoned");
-		return;
+		return false;
 	}
 	c->hr->call = 0;
 	result = ipc_i32(m);
 	session = ipc_u64(m);
-	if (!ipc_end(m))
-		return;
-	sh->opening = false;
+	if (!ipc_end(m)) {              /* net.c drops the monitor link */
+		free(oc);
+		return false;
+	}
 	if (result < 0) {
+		free(oc);
+		sh->opening = false;
 		shell_free(sh, "shell-refused");
-		wsman_fault(c, result == -EACCES ? SF_ACCESS_DENIED : SF_INTERNAL_ERROR,
-		    "The WS-Management service could not open a login session for the user. ");
-		return;
+		if (result == -ENOENT)  /* the session configuration went away on reload */
+			wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
+		else
+			wsman_fault(c, result == -EACCES ? SF_ACCESS_DENIED : SF_INTERNAL_ERROR,
+			    "The WS-Management service could not open a login session for the user. ");
+		return false;
 	}
 	sh->session = session;
+	return true;
+}
+
+static void on_session_result(void *data, struct ipc_msg *m)
+{
+	struct open_ctx *oc = data;
+	struct shell *sh = oc->sh;
+	struct wsman_call *c = oc->c;
+
+	if (!shell_session_opened(oc, m))
+		return;
+	free(oc);
+	sh->opening = false;
 	audit(sh, NULL, "shell-created", -1);
 	create_reply(c, sh);
 }
@@ -785,9 +825,7 @@ static void shell_create(struct wsman_call *c)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
 	const struct conf_winrs *w = &NET.conf.winrs;
-	struct open_ctx *oc;
 	struct shell *sh;
-	struct ipc_out o;
 	xmlNodePtr n;
 
 	if (!w->allow_remote_shell) {
@@ -858,19 +896,7 @@ static void shell_create(struct wsman_call *c)
 		free(bad);
 		return;
 	}
-	sh->opening = true;
-	sh->next = shells;
-	shells = sh;
-
-	oc = xcalloc(1, sizeof *oc);
-	oc->c = c;
-	oc->sh = sh;
-	net_call_prepare(&o, IPC_SESSION_OPEN);
-	ipc_put_u64(&o, c->login_id);
-	ipc_put_str(&o, sh->id);
-	ipc_put_str(&o, sh->resource_uri);
-	ipc_put_str(&o, c->remote);
-	c->hr->call = net_call(&o, on_session_result, oc);
+	shell_open_session(c, sh, on_session_result);
 }
 
 /* ---- Command ---------------------------------------------------------- */

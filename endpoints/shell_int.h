@@ -101,6 +101,15 @@ void audit(const struct shell *sh, const struct command *cmd, const char *what, 
 void shell_free(struct shell *sh, const char *why);
 void write_shell(struct soap_reply *r, const struct shell *sh);
 void create_reply(struct wsman_call *c, struct shell *sh);
+
+/* The first step of every Create: the monitor opens a PAM session for the shell. */
+struct open_ctx {
+	struct wsman_call *c;
+	struct shell *sh;
+};
+void shell_open_session(struct wsman_call *c, struct shell *sh,
+                        void (*done)(void *ctx, struct ipc_msg *reply));
+bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m);
 bool stream_names_ok(const char *list, const char *allowed);
 void monitor_signal(const struct shell *sh, int pid, int sig);
 void send_reply(struct wsman_call *c);
