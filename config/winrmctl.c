@@ -92,6 +92,69 @@ static int write_file_atomic(const char *path, const char *text, mode_t mode)
 	return rename(tmp, path) < 0 ? -errno : 0;
 }
 
+/* A --flag VALUE option of "listener add" / "session-config register". */
+struct opt_key {
+	const char *opt, *key;
+};
+
+/*
+ * Appends "Key = value" lines for argv's options; --disabled gives
+ * "Enabled = false". Returns 0, or the exit code after saying what was wrong.
+ */
+static int append_options(struct buf *text, int argc, char **argv,
+                          const struct opt_key *opts, size_t n_opts)
+{
+	for (int i = 0; i < argc; i++) {
+		bool matched = false;
+		if (!strcmp(argv[i], "--disabled")) {
+			buf_appends(text, "Enabled = false\n");
+			continue;
+		}
+		for (size_t k = 0; k < n_opts && i + 1 < argc; k++)
+			if (!strcmp(argv[i], opts[k].opt)) {
+				/* A newline or # would smuggle in another key. */
+				if (strchr(argv[i + 1], '\n') || strchr(argv[i + 1], '#')) {
+					fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
+					return 1;
+				}
+				buf_appendf(text, "%s = %s\n", opts[k].key, argv[++i]);
+				matched = true;
+				break;
+			}
+		if (!matched) {
+			fprintf(stderr, "winrmctl: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Writes text to path only if the daemon's parser accepts it (it refuses
+ * duplicates, overlaps and bad values). Frees text. Returns an exit code.
+ */
+static int save_checked(const char *path, struct buf *text, mode_t mode, const char *refused)
+{
+	struct conf c;
+	char err[1024];
+	int r;
+
+	r = conf_parse((char *)text->data, text->len, path, &c, err, sizeof err);
+	if (r < 0) {
+		buf_free(text);
+		fprintf(stderr, "winrmctl: %s: %s\n", refused, err);
+		return 1;
+	}
+	conf_free(&c);
+	r = write_file_atomic(path, buf_str(text), mode);
+	buf_free(text);
+	if (r < 0) {
+		fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 /* "[ Listener   https ]" -> "listener https", for comparing section headers. */
 static void norm_section(const char *in, char *out, size_t len)
 {
@@ -116,8 +179,7 @@ static void norm_section(const char *in, char *out, size_t len)
 static int config_set_in(const char *path, const char *section, const char *key, const char *value)
 {
 	struct buf in, out;
-	struct conf c;
-	char want[256], cur[256] = "", err[1024];
+	char want[256], cur[256] = "";
 	bool in_sec = false, done = false;
 	size_t sec_end = 0;
 	struct stat st;
@@ -176,23 +238,9 @@ static int config_set_in(const char *path, const char *section, const char *key,
 	}
 	if (!done)
 		buf_appendf(&out, "\n[%s]\n%s = %s\n", section, key, value);
-	r = conf_parse((char *)out.data, out.len, path, &c, err, sizeof err);
-	if (r < 0) {
-		fprintf(stderr, "winrmctl: not changed: %s\n", err);
-		buf_free(&in);
-		buf_free(&out);
-		return 1;
-	}
-	conf_free(&c);
-	r = write_file_atomic(path, buf_str(&out),
-	    stat(path, &st) == 0 ? (st.st_mode & 0777) : 0644);
 	buf_free(&in);
-	buf_free(&out);
-	if (r < 0) {
-		fprintf(stderr, "winrmctl: %s: %s\n", path, strerror(-r));
-		return 1;
-	}
-	return 0;
+	return save_checked(path, &out, stat(path, &st) == 0 ? (st.st_mode & 0777) : 0644,
+	    "not changed");
 }
 
 static int cmd_config_set(const char *section, const char *key, const char *value)
@@ -240,7 +288,7 @@ static int cmd_listener(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[0], "add")) {
-		static const struct { const char *opt, *key; } opts[] = {
+		static const struct opt_key opts[] = {
 			{ "--transport", "Transport" }, { "--address", "Address" }, { "--port", "Port" },
 			{ "--cert", "CertificateFile" }, { "--key", "KeyFile" },
 		};
@@ -258,44 +306,11 @@ static int cmd_listener(int argc, char **argv)
 		if (text.len && text.data[text.len - 1] != '\n')
 			buf_appends(&text, "\n");
 		buf_appendf(&text, "\n[%s]\n", section);
-		for (int i = 2; i < argc; i++) {
-			bool matched = false;
-			if (!strcmp(argv[i], "--disabled")) {
-				buf_appends(&text, "Enabled = false\n");
-				continue;
-			}
-			for (size_t k = 0; k < ARRAY_SIZE(opts) && i + 1 < argc; k++)
-				if (!strcmp(argv[i], opts[k].opt)) {
-					if (strchr(argv[i + 1], '\n') || strchr(argv[i + 1], '#')) {
-						buf_free(&text);
-						fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
-						return 1;
-					}
-					buf_appendf(&text, "%s = %s\n", opts[k].key, argv[++i]);
-					matched = true;
-					break;
-				}
-			if (!matched) {
-				buf_free(&text);
-				fprintf(stderr, "winrmctl: unknown option %s\n", argv[i]);
-				return 2;
-			}
-		}
-		/* The daemon's parser refuses duplicates, overlaps and bad values. */
-		r = conf_parse((char *)text.data, text.len, conf_path, &c, err, sizeof err);
-		if (r < 0) {
+		if ((r = append_options(&text, argc - 2, argv + 2, opts, ARRAY_SIZE(opts)))) {
 			buf_free(&text);
-			fprintf(stderr, "winrmctl: not added: %s\n", err);
-			return 1;
+			return r;
 		}
-		conf_free(&c);
-		r = write_file_atomic(conf_path, buf_str(&text), 0644);
-		buf_free(&text);
-		if (r < 0) {
-			fprintf(stderr, "winrmctl: %s: %s\n", conf_path, strerror(-r));
-			return 1;
-		}
-		return 0;
+		return save_checked(conf_path, &text, 0644, "not added");
 	}
 	if (!strcmp(argv[0], "remove")) {
 		struct buf in, out;
@@ -331,16 +346,7 @@ static int cmd_listener(int argc, char **argv)
 			fprintf(stderr, "winrmctl: no listener %s\n", argv[1]);
 			return 1;
 		}
-		r = conf_parse((char *)out.data, out.len, conf_path, &c, err, sizeof err);
-		if (r < 0) {
-			buf_free(&out);
-			fprintf(stderr, "winrmctl: not removed: %s\n", err);
-			return 1;
-		}
-		conf_free(&c);
-		r = write_file_atomic(conf_path, buf_str(&out), 0644);
-		buf_free(&out);
-		return r < 0 ? 1 : 0;
+		return save_checked(conf_path, &out, 0644, "not removed");
 	}
 	usage(stderr);
 	return 2;
@@ -494,7 +500,7 @@ static int cmd_session(int argc, char **argv)
 		    !strcmp(argv[0], "enable") ? "true" : "false");
 	}
 	if (!strcmp(argv[0], "register")) {
-		static const struct { const char *opt, *key; } opts[] = {
+		static const struct opt_key opts[] = {
 			{ "--command", "Command" }, { "--allowed-groups", "AllowedGroups" },
 			{ "--allowed-users", "AllowedUsers" }, { "--run-as", "RunAsUser" },
 			{ "--configuration-file", "ConfigurationFile" }, { "--resource-uri", "ResourceURI" },
@@ -510,28 +516,9 @@ static int cmd_session(int argc, char **argv)
 		buf_init(&text, 0);
 		buf_appendf(&text, "# Registered with winrmctl session-config register.\n"
 		    "[SessionConfiguration]\nName = %s\n", argv[1]);
-		for (int i = 2; i < argc; i++) {
-			bool matched = false;
-			if (!strcmp(argv[i], "--disabled")) {
-				buf_appends(&text, "Enabled = false\n");
-				continue;
-			}
-			for (size_t k = 0; k < ARRAY_SIZE(opts) && i + 1 < argc; k++)
-				if (!strcmp(argv[i], opts[k].opt)) {
-					if (strchr(argv[i + 1], '\n') || strchr(argv[i + 1], '#')) {
-						fprintf(stderr, "winrmctl: values cannot contain newlines or #\n");
-						buf_free(&text);
-						return 1;
-					}
-					buf_appendf(&text, "%s = %s\n", opts[k].key, argv[++i]);
-					matched = true;
-					break;
-				}
-			if (!matched) {
-				fprintf(stderr, "winrmctl: unknown option %s\n", argv[i]);
-				buf_free(&text);
-				return 2;
-			}
+		if ((r = append_options(&text, argc - 2, argv + 2, opts, ARRAY_SIZE(opts)))) {
+			buf_free(&text);
+			return r;
 		}
 		snprintf(dir, sizeof dir, "%s", path);
 		if ((slash = strrchr(dir, '/'))) {

@@ -60,6 +60,21 @@ def test_listener_add_list_remove(tmp_path, tls_cert):
     assert ctl(d.conf_path, "listener", "remove", "extra", check=False).returncode == 1
 
 
+def test_options_cannot_smuggle_keys(tmp_path, tls_cert):
+    d = Daemon(tmp_path, *tls_cert)
+    before = open(d.conf_path).read()
+    # A newline in a value would add a key of the caller's choosing.
+    r = ctl(d.conf_path, "listener", "add", "x", "--transport", "HTTP", "--address",
+            "127.0.0.3\nEnabled = false", check=False)
+    assert r.returncode == 1 and "newlines" in r.stderr
+    r = ctl(d.conf_path, "listener", "add", "x", "--transport", "HTTP", "--colour", "red", check=False)
+    assert r.returncode == 2 and "unknown option --colour" in r.stderr
+    r = ctl(d.conf_path, "session-config", "register", "Smuggle", "--command", "pwsh # -s", check=False)
+    assert r.returncode == 1 and "newlines or #" in r.stderr
+    assert open(d.conf_path).read() == before
+    assert not os.path.exists(os.path.join(os.path.dirname(d.conf_path), "sessions.d", "Smuggle.conf"))
+
+
 def test_session_config_lifecycle_applies_on_reload(tmp_path, tls_cert, users):
     d = Daemon(tmp_path, *tls_cert)
     d.start()
