@@ -124,6 +124,23 @@ static void forbidden(struct http_req *r)
 	wsman_reject_forbidden(r);
 }
 
+void auth_read_verdict(struct ipc_msg *m, struct auth_verdict *v)
+{
+	v->result = ipc_u32(m);
+	v->login = ipc_u64(m);
+	v->user = ipc_str(m);
+	v->uid = ipc_u32(m);
+	(void)ipc_u32(m);               /* gid: the monitor sets it on spawn, not us */
+}
+
+void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v)
+{
+	c->login_id = v->login;
+	free(c->user);
+	c->user = xstrdup(v->user);
+	c->uid = v->uid;
+}
+
 struct basic_ctx {
 	struct http_req *r;
 	unsigned char hash[32];
@@ -133,19 +150,14 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 {
 	struct basic_ctx *bc = data;
 	struct http_req *r = bc->r;
-	uint32_t result;
+	struct auth_verdict v;
 
 	if (!m) {               /* the request went away first */
 		pending_auth--;
 		free(bc);
 		return;
 	}
-	result = ipc_u32(m);
-	uint64_t login = ipc_u64(m);
-	const char *user = ipc_str(m);
-	uint32_t uid = ipc_u32(m);
-	(void)ipc_u32(m);
-
+	auth_read_verdict(m, &v);
 	pending_auth--;
 	r->call = 0;
 	if (!ipc_end(m)) {
@@ -153,12 +165,9 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
 	}
-	switch (result) {
+	switch (v.result) {
 	case IPC_AUTH_OK:
-		r->conn->login_id = login;
-		free(r->conn->user);
-		r->conn->user = xstrdup(user);
-		r->conn->uid = uid;
+		auth_conn_set_login(r->conn, &v);
 		memcpy(r->conn->basic_hash, bc->hash, sizeof bc->hash);
 		r->conn->have_basic = true;
 		r->user = r->conn->user;
@@ -246,36 +255,27 @@ static void on_cert_result(void *data, struct ipc_msg *m)
 {
 	struct cert_ctx *cc = data;
 	struct http_req *r = cc->r;
-	uint32_t result, uid;
-	uint64_t login;
-	const char *user;
+	struct auth_verdict v;
 
 	free(cc);
 	if (!m)
 		return;
 	r->call = 0;
-	result = ipc_u32(m);
-	login = ipc_u64(m);
-	user = ipc_str(m);
-	uid = ipc_u32(m);
-	(void)ipc_u32(m);
+	auth_read_verdict(m, &v);
 	if (!ipc_end(m)) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
 	}
-	if (result == IPC_AUTH_FORBIDDEN) {
+	if (v.result == IPC_AUTH_FORBIDDEN) {
 		forbidden(r);
 		return;
 	}
-	if (result != IPC_AUTH_OK) {
+	if (v.result != IPC_AUTH_OK) {
 		reject(r, "certificate-refused");
 		return;
 	}
 	/* The certificate belongs to the TLS connection: so does the login. */
-	r->conn->login_id = login;
-	free(r->conn->user);
-	r->conn->user = xstrdup(user);
-	r->conn->uid = uid;
+	auth_conn_set_login(r->conn, &v);
 	r->conn->cert_login = true;
 	r->user = r->conn->user;
 	r->authenticated = true;

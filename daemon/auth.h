@@ -30,6 +30,18 @@ int auth_unseal_request(struct http_req *r);
 struct buf;
 int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t ctlen);
 
+/* The head every monitor login reply shares (IPC_*_RESULT, after req). */
+struct ipc_msg;
+struct auth_verdict {
+	uint32_t result;                /* IPC_AUTH_* */
+	uint64_t login;
+	const char *user;               /* points into the message */
+	uint32_t uid;
+};
+void auth_read_verdict(struct ipc_msg *m, struct auth_verdict *v);
+/* The connection now speaks for v's login (Negotiate/certificate logins are per connection). */
+void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v);
+
 /* Parse "Basic b64(user:pass)"; returns 0 and malloc'ed user/pass. */
 int auth_basic_parse(const char *hdr, char **user, char **pass);
 

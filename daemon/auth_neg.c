@@ -199,10 +199,7 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	struct verify_ctx *vc = data;
 	struct http_req *r = vc->r;
 	struct auth_neg *n;
-	uint32_t result;
-	uint64_t login;
-	const char *user;
-	uint32_t uid;
+	struct auth_verdict v;
 	const unsigned char *key;
 	size_t keylen;
 	unsigned char sig[16];
@@ -212,23 +209,19 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 		goto out;
 	r->call = 0;
 	n = r->conn->neg;
-	result = ipc_u32(m);
-	login = ipc_u64(m);
-	user = ipc_str(m);
-	uid = ipc_u32(m);
-	(void)ipc_u32(m);
+	auth_read_verdict(m, &v);
 	key = ipc_bytes(m, &keylen);
 	if (!ipc_end(m) || !n) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		goto out;
 	}
-	if (result == IPC_AUTH_FORBIDDEN) {
+	if (v.result == IPC_AUTH_FORBIDDEN) {
 		neg_reset(n);
 		wsman_reject_forbidden(r);
 		goto out;
 	}
-	if (result != IPC_AUTH_OK || keylen != 16) {
-		fail(r, result == IPC_AUTH_ACCOUNT ? "account-refused" : "bad-credentials");
+	if (v.result != IPC_AUTH_OK || keylen != 16) {
+		fail(r, v.result == IPC_AUTH_ACCOUNT ? "account-refused" : "bad-credentials");
 		goto out;
 	}
 	/* The MIC binds all three messages to the key only the real user can derive. */
@@ -271,10 +264,7 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	buf_free(&n->challenge);
 	buf_free(&n->mech_types);
 	n->state = NEG_DONE;
-	r->conn->login_id = login;
-	free(r->conn->user);
-	r->conn->user = xstrdup(user);
-	r->conn->uid = uid;
+	auth_conn_set_login(r->conn, &v);
 	r->conn->have_basic = false;
 	finish_login(r);
 out:
@@ -348,9 +338,7 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 	struct gss_ctx *gc = data;
 	struct http_req *r = gc->r;
 	struct auth_neg *n;
-	uint32_t result, uid;
-	uint64_t login;
-	const char *user;
+	struct auth_verdict v;
 	const unsigned char *ctx, *tok;
 	size_t cl, tl;
 
@@ -359,33 +347,29 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 		return;
 	r->call = 0;
 	n = r->conn->neg;
-	result = ipc_u32(m);
-	login = ipc_u64(m);
-	user = ipc_str(m);
-	uid = ipc_u32(m);
-	(void)ipc_u32(m);
+	auth_read_verdict(m, &v);
 	ctx = ipc_bytes(m, &cl);
 	tok = ipc_bytes(m, &tl);
 	if (!ipc_end(m) || !n) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
 	}
-	if (result == IPC_AUTH_FORBIDDEN) {
+	if (v.result == IPC_AUTH_FORBIDDEN) {
 		neg_reset(n);
 		wsman_reject_forbidden(r);
 		return;
 	}
-	if (result != IPC_AUTH_OK) {
-		fail(r, result == IPC_AUTH_ACCOUNT ? "account-refused" : "kerberos-refused");
+	if (v.result != IPC_AUTH_OK) {
+		fail(r, v.result == IPC_AUTH_ACCOUNT ? "account-refused" : "kerberos-refused");
 		return;
 	}
 	if (gss_sec_import(ctx, cl, &n->gss) < 0) {
 		struct ipc_out o;
 		/* Usually an unreadable krb5.conf: the worker runs as winrmd, not root. */
 		log_err("cannot import the Kerberos context of %s; is krb5.conf readable by "
-		    "the winrmd user?", user);
+		    "the winrmd user?", v.user);
 		ipc_out_init(&o, IPC_LOGIN_RELEASE);
-		ipc_put_u64(&o, login);
+		ipc_put_u64(&o, v.login);
 		net_send(&o);
 		fail(r, "kerberos-import-failed");
 		return;
@@ -394,10 +378,7 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 	if (tl)
 		set_www(r, n->scheme, tok, tl);
 	n->state = NEG_DONE;
-	r->conn->login_id = login;
-	free(r->conn->user);
-	r->conn->user = xstrdup(user);
-	r->conn->uid = uid;
+	auth_conn_set_login(r->conn, &v);
 	r->conn->have_basic = false;
 	r->scheme = str_ieq(n->scheme, "Kerberos") ? "Kerberos" : "Negotiate";
 	finish_login(r);
