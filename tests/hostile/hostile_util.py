@@ -6,10 +6,9 @@ import socket
 import ssl
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 
 from wsman_util import (NS, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, assert_ok, basic_header,
-                        config_get_envelope, describe, envelope, post, shell_create_envelope,
+                        config_get_envelope, envelope, post, shell_create_envelope,
                         wait_for)
 
 ACT_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"

@@ -21,17 +21,17 @@ import pytest
 import requests
 import spnego
 
-from conftest import Daemon, stop_and_check
+from daemon_util import Daemon, stop_and_check
 from hostile_util import (
     ACT_COMMAND, ACT_DELETE, ACT_RECEIVE, ACT_SEND, CLOSED, ERROR_INVALID_OPTIONS,
     ERROR_SCHEMA_VALIDATION, ERROR_SHELL_NOT_FOUND, RawShell, assert_serving, auth_headers,
-    config_get, connect, exchange, head, kill_user_procs, pgrep, proc_stats, read_status,
+    config_get, connect, exchange, head, pgrep, proc_stats, read_status,
     wait_fds_at_most,
 )
 from ntlm_wire import ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, make_ctx, set_nt_password
 from psrp_util import RESOURCE_PREFIX, call_with_timeout, session_conf, write_sessions
 from wsman_util import (
-    ACTION_GET, IDENTIFY_BODY, NS, RESOURCE_CMD_SHELL, RESOURCE_CONFIG, SOAP_CONTENT_TYPE,
+    ACTION_GET, IDENTIFY_BODY, RESOURCE_CMD_SHELL, RESOURCE_CONFIG, SOAP_CONTENT_TYPE,
     ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER as E_HEADER,
     ERROR_WSMAN_MESSAGE_INFORMATION_HEADER_REQUIRED as E_REQUIRED,
     ERROR_WSMAN_INVALID_XML as E_XML, ERROR_WSMAN_MIN_ENVELOPE_SIZE as E_MINENV,
@@ -933,7 +933,6 @@ def _(t):
 def _(t):
     xml, _ = config_get_envelope()
     for u in (b"ad\nmin", b"\x1b[2J", b"a\tb", b"x" * 300):
-        t0 = time.monotonic()
         status(t, xml, 401, auth="Basic " + base64.b64encode(u + b":pw").decode())
 
 

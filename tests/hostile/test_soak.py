@@ -17,7 +17,7 @@ import time
 import pytest
 from winrm.protocol import Protocol
 
-from conftest import Daemon, make_user, remove_user, stop_and_check
+from daemon_util import Daemon, make_user, remove_user, stop_and_check
 from hostile_util import assert_serving, config_get, pgrep, proc_stats, wait_fds_at_most
 
 SOAK_SECONDS = float(os.environ.get("WINRMD_SOAK_SECONDS", "60"))
@@ -117,7 +117,7 @@ def test_soak_200_clients(sd, soak_users):
     time.sleep(2)
     fds_end = wait_fds_at_most(worker, fds_base + 4, timeout=30)
     _, rss_end = proc_stats(worker)
-    (fd10, rss10, c10), (fd90, rss90, c90) = samples[0.1], samples[0.9]
+    (fd10, rss10, _), (fd90, rss90, _) = samples[0.1], samples[0.9]
     print("soak: %d clients, %.0f s, %d commands (%.1f/s); fds base %d, 10%% %d, 90%% %d, end %d; "
           "RSS kB base %d, 10%% %d, 90%% %d, end %d; errors %d; ramp-up %.1f s"
           % (CLIENTS, elapsed, counts[0], counts[0] / elapsed, fds_base, fd10, fd90, fds_end,

@@ -12,39 +12,21 @@ The realm (KRB5_CONFIG) and the credential cache (KRB5CCNAME) come from the
 environment, which the test module sets.
 """
 import base64
-import hashlib
-import http.client
-import re
-import ssl
-import struct
-import time
-from types import SimpleNamespace
 
 import gssapi
 import gssapi.raw
 from gssapi.raw import IOV, IOVBufferType
 
-from wsman_util import SOAP_CONTENT_TYPE, REQUEST_TIMEOUT
+# cert_der and tls_server_end_point are part of this module's interface for the tests.
+from wire_util import RawConn, cert_der, enc_content_type, frame, split_sealed  # noqa: F401
+from wire_util import tls_server_end_point_data as tls_server_end_point  # noqa: F401
+from wsman_util import SOAP_CONTENT_TYPE
 
 KRB5_OID = gssapi.OID.from_int_seq("1.2.840.113554.1.2.2")
 SPNEGO_OID = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
 
 KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
-
-
-def enc_content_type(protocol):
-    return 'multipart/encrypted;protocol="%s";boundary="Encrypted Boundary"' % protocol
-
-
-def cert_der(cert_pem_path):
-    with open(cert_pem_path, "rb") as f:
-        return ssl.PEM_cert_to_DER_cert(f.read().decode())
-
-
-def tls_server_end_point(der):
-    """RFC 5929 application data (our test certificate is signed with SHA-256)."""
-    return b"tls-server-end-point:" + hashlib.sha256(der).digest()
 
 
 def initiator(host="localhost", service="HTTP", mech="krb5", cb_app_data=None, mutual=True):
@@ -62,17 +44,6 @@ def initiator(host="localhost", service="HTTP", mech="krb5", cb_app_data=None, m
                                   channel_bindings=cb)
 
 
-def frame(header, data, orig_len, protocol, tab=True):
-    t = b"\t" if tab else b""
-    return (b"--Encrypted Boundary\r\n" +
-            t + b"Content-Type: " + protocol.encode() + b"\r\n" +
-            t + b"OriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % orig_len +
-            b"--Encrypted Boundary\r\n" +
-            t + b"Content-Type: application/octet-stream\r\n" +
-            struct.pack("<I", len(header)) + header + data +
-            b"--Encrypted Boundary--\r\n")
-
-
 def wrap(ctx, plain):
     """gss_wrap_iov(HEADER, DATA, PADDING), as pyspnego's wrap_winrm does."""
     iov = IOV(IOVBufferType.header, plain, IOVBufferType.padding, std_layout=False)
@@ -88,23 +59,9 @@ def seal(ctx, soap, protocol, tab=True):
     return frame(header, data, len(soap) + pad, protocol, tab=tab)
 
 
-SEALED_RE = re.compile(
-    rb"--Encrypted Boundary\r\n"
-    rb"\tContent-Type: (application/HTTP-[A-Za-z]+-session-encrypted)\r\n"
-    rb"\tOriginalContent: type=application/soap\+xml;charset=UTF-8;Length=([0-9]+)\r\n"
-    rb"--Encrypted Boundary\r\n"
-    rb"\tContent-Type: application/octet-stream\r\n"
-    rb"(.*)--Encrypted Boundary--\r\n", re.S)
-
-
 def sealed_parts(body):
     """(protocol, orig_len, header, ciphertext) of a body in the Windows layout."""
-    m = SEALED_RE.fullmatch(body)
-    assert m, "sealed body is not in the Windows layout: %r" % body[:400]
-    payload = m.group(3)
-    (hl,) = struct.unpack("<I", payload[:4])
-    assert 0 < hl < len(payload), "bad header length %d" % hl
-    return m.group(1).decode(), int(m.group(2)), payload[4:4 + hl], payload[4 + hl:]
+    return split_sealed(body)
 
 
 def unwrap(ctx, header, data):
@@ -122,77 +79,14 @@ def unseal(ctx, body):
     return protocol, plain
 
 
-class Resp(SimpleNamespace):
-    def www(self):
-        return self.msg.get_all("WWW-Authenticate") or []
-
-    def header(self, name):
-        return self.msg.get(name)
-
-    def token(self, scheme=None):
-        """The base64 token of the (only) `<scheme> <b64>` WWW-Authenticate value."""
-        found = []
-        for v in self.www():
-            m = re.fullmatch(r"(Negotiate|Kerberos) ([A-Za-z0-9+/]+=*)", v.strip())
-            if m and (scheme is None or m.group(1) == scheme):
-                found.append(base64.b64decode(m.group(2)))
-        assert len(found) <= 1, self.www()
-        return found[0] if found else None
-
-    def describe(self):
-        return "HTTP %d headers=%r body=%r" % (self.status, self.msg.items(), self.body[:600])
-
-
-class KrbConn:
+class KrbConn(RawConn):
     """One keep-alive connection to the daemon at 127.0.0.1 (the Kerberos
     service name is localhost regardless)."""
 
-    def __init__(self, d, https=False, timeout=REQUEST_TIMEOUT):
-        if https:
-            tctx = ssl.create_default_context()
-            tctx.check_hostname = False
-            tctx.verify_mode = ssl.CERT_NONE
-            self.c = http.client.HTTPSConnection("127.0.0.1", d.https_port, timeout=timeout,
-                                                 context=tctx)
-            self.url = "https://localhost:%d/wsman" % d.https_port
-        else:
-            self.c = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=timeout)
-            self.url = "http://localhost:%d/wsman" % d.http_port
-        self.https = https
-        self.c.connect()
-        self.c.auto_open = 0
-        self.sock = self.c.sock
-        self.ctx = None
+    def __init__(self, d, https=False, **kw):
+        super().__init__(d, https=https, **kw)
+        self.url = "%s://localhost:%d/wsman" % (("https", d.https_port) if https else ("http", d.http_port))
         self.protocol = KERBEROS_PROTOCOL
-
-    def close(self):
-        self.c.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def peer_cert_der(self):
-        return self.c.sock.getpeercert(binary_form=True)
-
-    def post(self, body=b"", content_type=SOAP_CONTENT_TYPE, auth=None, headers=None):
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        h = {"Content-Type": content_type, "Connection": "Keep-Alive",
-             "Content-Length": str(len(body))}
-        if auth is not None:
-            h["Authorization"] = auth
-        if headers:
-            h.update(headers)
-        assert self.c.sock is self.sock, "the connection was reopened"
-        t0 = time.monotonic()
-        self.c.request("POST", "/wsman", body=body, headers=h)
-        r = self.c.getresponse()
-        data = r.read()
-        return Resp(status=r.status, msg=r.msg, body=data, elapsed=time.monotonic() - t0,
-                    will_close=r.will_close)
 
     def login(self, scheme="Kerberos", mech="krb5", body=b"", content_type=SOAP_CONTENT_TYPE,
               host="localhost", service="HTTP", cb_app_data=None, token_filter=None):

@@ -7,37 +7,22 @@ with pyspnego, exactly as pywinrm/pypsrp do, and then send sealed
 is kept verbatim (all WWW-Authenticate values separately, the raw body), so
 the tests can check the wire format byte for byte.
 """
-import base64
-import hashlib
-import http.client
 import os
+import base64
 import re
-import ssl
-import struct
 import subprocess
-import time
-from types import SimpleNamespace
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
 
-from wsman_util import REPO, SOAP_CONTENT_TYPE, REQUEST_TIMEOUT
+# cert_der and frame are part of this module's interface for the tests.
+from wire_util import RawConn, cert_der, enc_content_type, frame, split_sealed, tls_server_end_point_data  # noqa: F401
+from wsman_util import REPO, SOAP_CONTENT_TYPE
 
 WINRMCTL = os.environ.get("WINRMCTL_BIN") or os.path.join(REPO, "build", "winrmctl")
 
 ENC_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
-ENC_CONTENT_TYPE = ('multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";'
-                    'boundary="Encrypted Boundary"')
-
-# What Windows (and so pywinrm/pypsrp/Go) sends: TAB before each part header,
-# no CRLF between the ciphertext and the closing delimiter.
-SEALED_RE = re.compile(
-    rb"--Encrypted Boundary\r\n"
-    rb"\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n"
-    rb"\tOriginalContent: type=application/soap\+xml;charset=UTF-8;Length=([0-9]+)\r\n"
-    rb"--Encrypted Boundary\r\n"
-    rb"\tContent-Type: application/octet-stream\r\n"
-    rb"(.*)--Encrypted Boundary--\r\n", re.S)
+ENC_CONTENT_TYPE = enc_content_type(ENC_PROTOCOL)
 
 
 def set_nt_password(conf_path, user, password):
@@ -55,16 +40,9 @@ def ntlm_list(conf_path):
     return p.stdout.split()
 
 
-def cert_der(cert_pem_path):
-    with open(cert_pem_path, "rb") as f:
-        return ssl.PEM_cert_to_DER_cert(f.read().decode())
-
-
 def tls_server_end_point(der):
-    """RFC 5929 tls-server-end-point channel binding data for a certificate
-    (our test certificates are signed with SHA-256, so the hash is SHA-256)."""
-    return GssChannelBindings(application_data=b"tls-server-end-point:" +
-                              hashlib.sha256(der).digest())
+    """RFC 5929 tls-server-end-point channel bindings for a certificate."""
+    return GssChannelBindings(application_data=tls_server_end_point_data(der))
 
 
 def make_ctx(user, password, protocol="ntlm", cbt=None):
@@ -74,35 +52,21 @@ def make_ctx(user, password, protocol="ntlm", cbt=None):
                          options=spnego.NegotiateOptions.wrapping_winrm)
 
 
-def frame(header, data, orig_len, tab=True, protocol=ENC_PROTOCOL):
-    t = b"\t" if tab else b""
-    return (b"--Encrypted Boundary\r\n" +
-            t + b"Content-Type: " + protocol.encode() + b"\r\n" +
-            t + b"OriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % orig_len +
-            b"--Encrypted Boundary\r\n" +
-            t + b"Content-Type: application/octet-stream\r\n" +
-            struct.pack("<I", len(header)) + header + data +
-            b"--Encrypted Boundary--\r\n")
-
-
 def seal(ctx, soap, tab=True):
     """Seal a SOAP message (str/bytes) the way pywinrm/pypsrp do."""
     if isinstance(soap, str):
         soap = soap.encode("utf-8")
     w = ctx.wrap_winrm(soap)
-    return frame(w.header, w.data, len(soap), tab=tab)
+    return frame(w.header, w.data, len(soap), ENC_PROTOCOL, tab=tab)
 
 
 def sealed_parts(body):
     """Split a sealed body laid out exactly as Windows sends it into
     (orig_len, signature header, ciphertext); AssertionError otherwise."""
-    m = SEALED_RE.fullmatch(body)
-    assert m, "sealed body is not in the Windows layout: %r" % body[:400]
-    orig_len, payload = int(m.group(1)), m.group(2)
-    assert len(payload) >= 4
-    (hl,) = struct.unpack("<I", payload[:4])
-    assert hl == 16, "NTLM signature header length %d, want 16" % hl
-    return orig_len, payload[4:4 + hl], payload[4 + hl:]
+    protocol, orig_len, header, data = split_sealed(body)
+    assert protocol == ENC_PROTOCOL, protocol
+    assert len(header) == 16, "NTLM signature header length %d, want 16" % len(header)
+    return orig_len, header, data
 
 
 def unseal(ctx, body):
@@ -112,63 +76,8 @@ def unseal(ctx, body):
     return plain
 
 
-class Resp(SimpleNamespace):
-    def www(self):
-        return self.msg.get_all("WWW-Authenticate") or []
-
-    def header(self, name):
-        return self.msg.get(name)
-
-    def describe(self):
-        return "HTTP %d headers=%r body=%r" % (self.status, self.msg.items(), self.body[:600])
-
-
-class WireConn:
-    """One keep-alive connection to the daemon; never reconnects by itself."""
-
-    def __init__(self, d, https=False, timeout=REQUEST_TIMEOUT):
-        if https:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            self.c = http.client.HTTPSConnection("127.0.0.1", d.https_port, timeout=timeout,
-                                                 context=ctx)
-        else:
-            self.c = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=timeout)
-        self.https = https
-        self.c.connect()
-        self.c.auto_open = 0            # a closed connection raises instead of reopening
-        self.sock = self.c.sock
-        self.ctx = None
-
-    def close(self):
-        self.c.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def peer_cert_der(self):
-        return self.c.sock.getpeercert(binary_form=True)
-
-    def post(self, body=b"", content_type=SOAP_CONTENT_TYPE, auth=None, headers=None):
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        h = {"Content-Type": content_type, "Connection": "Keep-Alive",
-             "Content-Length": str(len(body))}
-        if auth is not None:
-            h["Authorization"] = auth
-        if headers:
-            h.update(headers)
-        assert self.c.sock is self.sock, "the connection was reopened"
-        t0 = time.monotonic()
-        self.c.request("POST", "/wsman", body=body, headers=h)
-        r = self.c.getresponse()
-        data = r.read()
-        return Resp(status=r.status, msg=r.msg, body=data, elapsed=time.monotonic() - t0,
-                    will_close=r.will_close)
+class WireConn(RawConn):
+    """One keep-alive connection for an NTLM/SPNEGO exchange."""
 
     def post_sealed(self, soap, tab=True):
         return self.post(seal(self.ctx, soap, tab=tab), content_type=ENC_CONTENT_TYPE)

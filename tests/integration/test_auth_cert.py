@@ -12,7 +12,7 @@ import pytest
 import requests
 import winrm
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 from wsman_util import config_get_envelope, fault_code, SOAP_CONTENT_TYPE
 
 CERT_AUTH = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
@@ -48,7 +48,7 @@ def _client(d, ca, name, cn, upn=None, eku="clientAuth"):
 def pki(tmp_path_factory, users):
     d = str(tmp_path_factory.mktemp("pki"))
     ca = _ca(d, "ca")
-    other_ca = _ca(d, "otherca")
+    _ca(d, "otherca")                   # signs "foreign"
     return {
         "dir": d,
         "ca": ca,
@@ -74,7 +74,7 @@ def cd(tmp_path_factory, tls_cert, users, pki):
         f.write("\n[CertMapping plain]\nSubject = %s\nUser = %s\n" % (users.plain.name, users.plain.name))
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 def _run(d, cert, cmd="id -un"):

@@ -39,7 +39,7 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 from krb_kdc import KDC, REALM, SERVICE_PRINCIPALS
 from krb_wire import (KERBEROS_PROTOCOL, SPNEGO_PROTOCOL, KrbConn, cert_der, enc_content_type,
                       seal, tls_server_end_point, unseal)
@@ -133,7 +133,7 @@ def kd(tmp_path_factory, tls_cert, realm):
     with the test keytab and one PSRP session configuration."""
     d = _krb_daemon(tmp_path_factory, tls_cert, realm, "winrmd-krb", sessions=True)
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def kd_strict(tmp_path_factory, tls_cert, realm):
     d = _krb_daemon(tmp_path_factory, tls_cert, realm, "winrmd-krb-strict",
                     CbtHardeningLevel="Strict")
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 # =========================================================================== helpers

@@ -13,12 +13,10 @@ The NT hashes live in a store in the test's tmp directory, filled with
 
 Run as root:  build/venv/bin/pytest -q tests/integration/test_auth_ntlm.py
 """
-import base64
 import http.client
 import os
 import re
 import secrets
-import shutil
 import stat
 import subprocess
 import time
@@ -29,27 +27,21 @@ import winrm
 from winrm.exceptions import InvalidCredentialsError
 from pypsrp.client import Client
 
-from conftest import Daemon, _stop_and_check
+import go_client
+from daemon_util import Daemon, stop_and_check
 from wsman_util import (
     ALLOWED_GROUP, ERROR_ACCESS_DENIED, ERROR_WSMAN_INVALID_RESOURCE_URI, NS, RESOURCE_CMD_SHELL,
     SOAP_CONTENT_TYPE, basic_header, config_get_envelope, config_value, envelope, fault_code,
     log_records, make_config, parse, relates_to, shell_create_envelope, wait_for,
 )
 from ntlm_wire import (
-    ENC_CONTENT_TYPE, WireConn, cert_der, frame, ntlm_list, seal, sealed_parts,
+    ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, cert_der, frame, ntlm_list, seal, sealed_parts,
     set_nt_password, tls_server_end_point, unseal,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 ACT_DELETE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
 FAILURE_DELAY_MIN = 1.5         # the monitor delays failed logins by ~2 s
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in CA_ENV}
-    env.update(extra)
-    return env
 
 
 # =========================================================================== fixtures
@@ -100,7 +92,7 @@ def nd(tmp_path_factory, tls_cert, ntlm):
     """Default configuration (AllowUnencrypted=false, CbtHardeningLevel=Relaxed)."""
     d = _module_daemon(tmp_path_factory, tls_cert, ntlm, "winrmd-ntlm")
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 @pytest.fixture(scope="module")
@@ -109,20 +101,12 @@ def nd_strict(tmp_path_factory, tls_cert, ntlm):
     d = _module_daemon(tmp_path_factory, tls_cert, ntlm, "winrmd-ntlm-strict",
                        CbtHardeningLevel="Strict")
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 @pytest.fixture(scope="module")
 def go_ntlm_client(tmp_path_factory):
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    assert os.access(go, os.X_OK), "go is not installed"
-    out = str(tmp_path_factory.mktemp("go-ntlm") / "winrmd-gotest-ntlm")
-    p = subprocess.run([go, "build", "-o", out, "."], cwd=os.path.join(HERE, "go_ntlm"),
-                       capture_output=True, text=True, timeout=600,
-                       env=clean_env(GOFLAGS="-buildvcs=false -mod=readonly"))
-    assert p.returncode == 0, "go build failed:\n" + p.stderr
-    return out
-
+    return go_client.build(tmp_path_factory)
 
 # =========================================================================== helpers
 
@@ -235,12 +219,8 @@ def test_pypsrp_https(nd_strict, ntlm, auth, encryption):
 
 
 def run_go_ntlm(client, d, user, password, stdin, *cmd, https=True):
-    port = d.https_port if https else d.http_port
-    p = subprocess.run([client, "-host", "127.0.0.1", "-port", str(port), "-user", user,
-                        "-pass", password, "-https=%s" % ("true" if https else "false"),
-                        "-stdin", stdin, "--"] + list(cmd),
-                       capture_output=True, text=True, timeout=180, env=clean_env())
-    return p
+    return go_client.run(client, d.https_port if https else d.http_port, user, password, stdin,
+                         *cmd, https=https, auth="ntlm")
 
 
 def test_go_masterzen_ntlm_https(go_ntlm_client, nd, ntlm):
@@ -250,9 +230,8 @@ def test_go_masterzen_ntlm_https(go_ntlm_client, nd, ntlm):
     p = run_go_ntlm(go_ntlm_client, nd, u.name, u.password, "in1\nin2\n", "cat; echo go-ntlm; exit 6")
     assert p.returncode == 0, "go NTLM client: rc %d\n%s\n%s\nlog tail:\n%s" % (
         p.returncode, p.stdout, p.stderr, nd.log()[start:][-3000:])
-    f = dict(line.split(" ", 1) if " " in line else (line, "") for line in p.stdout.splitlines())
-    assert base64.b64decode(f["STDOUT-B64"]) == b"in1\nin2\ngo-ntlm\n"
-    assert int(f["EXIT"]) == 6
+    out, _, code = go_client.result(p)
+    assert (out, code) == (b"in1\nin2\ngo-ntlm\n", 6)
     assert_negotiate_logged(nd, u, start)
 
 
@@ -325,7 +304,8 @@ def test_sealed_omi_padding_accepted(nd, ntlm):
             soap = xml.encode()
             padded = soap + b"\0" * (16 - len(soap) % 16)
             w = c.ctx.wrap_winrm(padded)
-            body = frame(w.header, w.data, len(padded) if announce_padded else len(soap), tab=False)
+            body = frame(w.header, w.data, len(padded) if announce_padded else len(soap),
+                         ENC_PROTOCOL, tab=False)
             r = c.post(body, content_type=ENC_CONTENT_TYPE)
             assert r.status == 200, (announce_padded, r.describe())
             assert relates_to(unseal(c.ctx, r.body)) == mid
@@ -352,7 +332,7 @@ def nd_unenc(tmp_path_factory, tls_cert, ntlm):
                service={"AllowUnencrypted": "true"}, auth={"NtlmStore": ntlm.store})
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 def test_plaintext_over_http_allowed_when_allow_unencrypted(nd_unenc, ntlm):

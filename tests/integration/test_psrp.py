@@ -18,7 +18,6 @@ import os
 import pwd
 import secrets
 import subprocess
-import threading
 import time
 from types import SimpleNamespace
 
@@ -30,7 +29,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.complex_objects import PSInvocationState, RunspacePoolState
 from pypsrp.wsman import WSMan
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 from psrp_util import (ERROR_ACCESS_DENIED, ERROR_WSMAN_INVALID_RESOURCE_URI, RESOURCE_PREFIX, RUNSPACE,
                        VENV_PYTHON, Timeout, call_with_timeout, session_conf, write_sessions)
 from wsman_util import pid_alive, wait_for
@@ -73,7 +72,7 @@ def pd(tmp_path_factory, tls_cert, psrp_accounts):
     })
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 def wsman(d, user, **kw):

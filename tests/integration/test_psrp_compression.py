@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 import psrpcore
 import pytest
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 from psrp_util import RESOURCE_PREFIX, session_conf, write_sessions
-from wsman_util import NS, envelope, new_message_id, post
+from wsman_util import NS, envelope, post
 
 RSP = NS["rsp"]
 PSH = "http://schemas.microsoft.com/powershell"
@@ -54,7 +54,7 @@ def cd(tmp_path_factory, tls_cert, users):
     write_sessions(d.conf_path, {"Test.Runspace": session_conf("Test.Runspace")})
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 class Client:

@@ -11,7 +11,7 @@ import pytest
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 
 PWSH = [p for p in ("/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh")
         if os.access(p, os.X_OK)]
@@ -24,7 +24,7 @@ def pd(tmp_path_factory, tls_cert):
     d = Daemon(tmp_path_factory.mktemp("pwsh"), *tls_cert)
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 @pytest.mark.parametrize("config", ["Microsoft.PowerShell", "PowerShell.7"])

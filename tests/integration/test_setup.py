@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from setup_util import (DISABLE, ENABLE, REPO, WINRMCTL, WINRMD, NetNS, conf_get, make_root,
+from setup_util import (DISABLE, ENABLE, REPO, WINRMD, NetNS, conf_get, make_root,
                         remoting, sh, snapshot, wait_answer)
 
 

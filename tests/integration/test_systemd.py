@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import Daemon
+from daemon_util import Daemon
 from wsman_util import (IDENTIFY_BODY, SOAP_CONTENT_TYPE, WINRMD, basic_header,
                         config_get_envelope, post, wait_for)
 

@@ -15,7 +15,7 @@ from pypsrp.wsman import WSMan
 from pypsrp.exceptions import WSManFaultError
 import winrm
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, stop_and_check
 from psrp_util import RUNSPACE_COMMAND
 from wsman_util import REPO, WINRMD, wait_for
 
@@ -110,7 +110,7 @@ def test_session_config_lifecycle_applies_on_reload(tmp_path, tls_cert, users):
         ctl(d.conf_path, "session-config", "unregister", "Ctl.Test")
         assert "Ctl.Test" not in ctl(d.conf_path, "session-config", "list").stdout
     finally:
-        _stop_and_check(d)
+        stop_and_check(d)
 
 
 def test_shells_list_and_kill(tmp_path, tls_cert, users):
@@ -136,4 +136,4 @@ def test_shells_list_and_kill(tmp_path, tls_cert, users):
         st = os.stat(str(tmp_path / "control"))
         assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o600
     finally:
-        _stop_and_check(d)
+        stop_and_check(d)

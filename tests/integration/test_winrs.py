@@ -14,7 +14,6 @@ import os
 import pwd
 import re
 import secrets
-import shutil
 import socket
 import ssl
 import subprocess
@@ -32,7 +31,8 @@ from pypsrp.client import Client
 from pypsrp.shell import CommandState, Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
 
-from conftest import Daemon, _stop_and_check
+from daemon_util import Daemon, make_user, remove_user, stop_and_check
+from go_client import build as go_build, clean_env, result as go_result, run as go_run
 from wsman_util import (
     ALLOWED_GROUP, NS, RESOURCE_CMD_SHELL, basic_header, describe, envelope,
     log_records, parse, post, assert_ok, assert_fault, shell_create_envelope, wait_for,
@@ -55,29 +55,12 @@ ERROR_SHELL_NOT_FOUND = 2150858843
 ERROR_OPERATION_TIMEOUT = 2150858793
 ERROR_QUOTA_SHELLS = 2150859173
 
-CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 OPENSSL_KEY = "000102030405060708090a0b0c0d0e0f"
 OPENSSL_IV = "0f0e0d0c0b0a09080706050403020100"
 BIG = 100 * 1024 * 1024
 
 
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in CA_ENV}
-    env.update(extra)
-    return env
-
-
 # =========================================================================== fixtures
-
-def _useradd(role, groups):
-    name = "wrs%s%s" % (role, secrets.token_hex(3))
-    password = secrets.token_urlsafe(18)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", ",".join(groups), name],
-                   check=True, capture_output=True)
-    subprocess.run(["chpasswd"], input="%s:%s\n" % (name, password), check=True,
-                   capture_output=True, text=True)
-    return SimpleNamespace(name=name, password=password)
-
 
 @pytest.fixture(scope="module")
 def shell_users(users):
@@ -85,12 +68,11 @@ def shell_users(users):
     also in an extra group (for the supplementary-groups check)."""
     extra = "wrsgrp%s" % secrets.token_hex(3)
     subprocess.run(["groupadd", extra], check=True, capture_output=True)
-    b = _useradd("adm2", [ALLOWED_GROUP, extra])
+    b = make_user("wrsadm2", (ALLOWED_GROUP, extra))
     try:
         yield SimpleNamespace(a=users.admin, b=b, extra_group=extra)
     finally:
-        subprocess.run(["pkill", "-KILL", "-u", b.name], capture_output=True)
-        subprocess.run(["userdel", "-r", b.name], capture_output=True)
+        remove_user(b)
         subprocess.run(["groupdel", extra], capture_output=True)
 
 
@@ -104,7 +86,7 @@ def wd(tmp_path_factory, tls_cert, shell_users):
                winrs={"MaxShellsPerUser": "60"})
     d.start()
     yield d
-    _stop_and_check(d)
+    stop_and_check(d)
 
 
 def session(d, user, https=True):
@@ -442,25 +424,11 @@ def test_pypsrp_ctrl_c(wd, shell_users):
 
 @pytest.fixture(scope="module")
 def go_client(tmp_path_factory):
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    assert os.access(go, os.X_OK), "go is not installed"
-    out = str(tmp_path_factory.mktemp("go") / "winrmd-gotest")
-    p = subprocess.run([go, "build", "-o", out, "."], cwd=os.path.join(HERE, "go"),
-                       capture_output=True, text=True, timeout=600,
-                       env=clean_env(GOFLAGS="-buildvcs=false -mod=readonly"))
-    assert p.returncode == 0, "go build failed:\n" + p.stderr
-    return out
+    return go_build(tmp_path_factory)
 
 
-def run_go(go_client, d, user, stdin, *cmd):
-    p = subprocess.run([go_client, "-host", "127.0.0.1", "-port", str(d.https_port),
-                        "-user", user.name, "-pass", user.password, "-https",
-                        "-stdin", stdin, "--"] + list(cmd),
-                       capture_output=True, text=True, timeout=180, env=clean_env())
-    assert p.returncode == 0, "go client: rc %d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
-    f = dict(line.split(" ", 1) if " " in line else (line, "")
-             for line in p.stdout.splitlines())
-    return base64.b64decode(f["STDOUT-B64"]), base64.b64decode(f["STDERR-B64"]), int(f["EXIT"])
+def run_go(client, d, user, stdin, *cmd):
+    return go_result(go_run(client, d.https_port, user.name, user.password, stdin, *cmd))
 
 
 def test_go_masterzen_stdin(go_client, wd, shell_users):

@@ -63,7 +63,6 @@ import shlex
 import struct
 import sys
 import threading
-import time
 import traceback
 import uuid
 from xml.etree import ElementTree as ET
@@ -78,7 +77,6 @@ try:
         NETException,
         ProgressRecordType,
         PSInvocationState,
-        RunspacePoolState,
     )
 except Exception as _e:  # pragma: no cover - environment problem
     sys.stderr.write("psrp_runspace[%d]: cannot import psrpcore: %s\n" % (os.getpid(), _e))

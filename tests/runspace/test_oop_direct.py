@@ -9,7 +9,6 @@ import os
 import pwd
 import re
 import sys
-import threading
 import time
 import uuid
 
@@ -18,7 +17,7 @@ import psrpcore
 from psrpcore.types import HostMethodIdentifier, PSInvocationState, RunspacePoolState
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oop_client import EMPTY, OOPError, OOPProcess, PsrpClient, pypsrp_pool  # noqa: E402
+from oop_client import OOPError, OOPProcess, PsrpClient, pypsrp_pool  # noqa: E402
 
 LINE_RE = re.compile(
     rb"^(<Data Stream='Default' PSGuid='[0-9a-f-]{36}'>[A-Za-z0-9+/=]*</Data>"

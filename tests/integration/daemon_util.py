@@ -1,22 +1,10 @@
-"""Fixtures for the winrmd integration tests.
+"""The running daemon and the real users behind the winrmd tests.
 
-These tests run as root on loopback: they create real local users (PAM does
-the password checks), write a configuration with free ports and a fresh
-self-signed certificate, and start the real daemon, build/winrmd -d -f CONF,
-with its stderr (the log) captured to a file.
-
-Fixtures:
-  users           session: admin (in winrm-users), plain (in no allowed group),
-                  locked (usermod -L, in winrm-users), expired (chage -E 0,
-                  in winrm-users); each has .name and .password.
-  tls_cert        session: (cert_path, key_path), key mode 0600.
-  winrmd          function: a factory, winrmd(service={...}, winrs={...}, ...)
-                  -> a running Daemon, stopped at the end of the test.
-  daemon          session: one Daemon with the default configuration, shared by
-                  the tests that do not change anything.
+A plain module (not conftest.py) so that test files in tests/integration and
+tests/hostile can import it by one unambiguous name when pytest collects both
+directories in one run.
 """
 import os
-import grp
 import secrets
 import signal
 import socket
@@ -30,43 +18,18 @@ import requests
 from wsman_util import (ALLOWED_GROUP, IDENTIFY_BODY, SOAP_CONTENT_TYPE, WINRMD, WORKER_COMM, make_config, pid_alive,
                         proc_argv0, proc_children, wait_for)
 
-PAM_FILE = "/etc/pam.d/winrmd"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 30.0
-
-DEBIAN_PAM = """\
-# PAM configuration for winrmd (written by the integration tests)
-@include common-auth
-@include common-account
-@include common-session-noninteractive
-"""
 
 
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def pytest_configure(config):
-    # The test daemon uses a fresh self-signed certificate; every client skips verification.
-    config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_ca_bundle_env():
-    """REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE make requests (and pywinrm 0.3, which
-    merges them over server_cert_validation='ignore') verify our self-signed
-    certificate; the tests talk to loopback only, so drop them."""
-    saved = {k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-             if k in os.environ}
-    yield
-    os.environ.update(saved)
-
-
-# --------------------------------------------------------------------------- users
-
-def _create_user(role, groups=()):
-    name = "wrt%s%s" % (role, secrets.token_hex(3))
+def make_user(prefix, groups=(ALLOWED_GROUP,)):
+    """A real local user with a random name and password (PAM checks it)."""
+    name = "%s%s" % (prefix, secrets.token_hex(3))
     password = secrets.token_urlsafe(18)  # no ':' so chpasswd is safe
     cmd = ["useradd", "-m", "-s", "/bin/bash"]
     if groups:
@@ -76,61 +39,10 @@ def _create_user(role, groups=()):
     return SimpleNamespace(name=name, password=password)
 
 
-@pytest.fixture(scope="session")
-def users():
-    assert os.geteuid() == 0, "the integration tests must run as root"
-    created_group = False
-    try:
-        grp.getgrnam(ALLOWED_GROUP)
-    except KeyError:
-        run(["groupadd", ALLOWED_GROUP])
-        created_group = True
-    made = []
-    try:
-        admin = _create_user("adm", [ALLOWED_GROUP]); made.append(admin)
-        plain = _create_user("pln"); made.append(plain)
-        locked = _create_user("lck", [ALLOWED_GROUP]); made.append(locked)
-        run(["usermod", "-L", locked.name])
-        expired = _create_user("exp", [ALLOWED_GROUP]); made.append(expired)
-        run(["chage", "-E", "0", expired.name])
-        yield SimpleNamespace(admin=admin, plain=plain, locked=locked, expired=expired)
-    finally:
-        for u in made:
-            subprocess.run(["userdel", "-r", u.name], capture_output=True)
-        if created_group:
-            subprocess.run(["groupdel", ALLOWED_GROUP], capture_output=True)
+def remove_user(u):
+    subprocess.run(["pkill", "-KILL", "-u", u.name], capture_output=True)
+    subprocess.run(["userdel", "-r", u.name], capture_output=True)
 
-
-@pytest.fixture(scope="session", autouse=True)
-def pam_service():
-    """/etc/pam.d/winrmd is installed by `make install`; write Debian's if missing."""
-    created = False
-    if not os.path.exists(PAM_FILE):
-        with open(PAM_FILE, "w") as f:
-            f.write(DEBIAN_PAM)
-        created = True
-    yield PAM_FILE
-    if created:
-        try:
-            os.unlink(PAM_FILE)
-        except OSError:
-            pass
-
-
-# --------------------------------------------------------------------------- TLS
-
-@pytest.fixture(scope="session")
-def tls_cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = str(d / "cert.pem"), str(d / "key.pem")
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-    os.chmod(key, 0o600)
-    return cert, key
-
-
-# --------------------------------------------------------------------------- daemon
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -264,33 +176,8 @@ class Daemon:
         return clean
 
 
-def _stop_and_check(d):
+def stop_and_check(d):
     clean = d.stop()
     assert clean, ("winrmd pid %d did not stop within %ss of SIGTERM (or left children "
                    "behind); log tail:\n%s" % (d.pid, STOP_TIMEOUT, d.log()[-4000:]))
     assert d.exit_code is not None
-
-
-@pytest.fixture
-def winrmd(tmp_path_factory, tls_cert, users):
-    """Factory: winrmd(service={...}, auth={...}, winrs={...}) -> running Daemon."""
-    started = []
-
-    def start(service=None, auth=None, winrs=None):
-        d = Daemon(tmp_path_factory.mktemp("winrmd"), *tls_cert,
-                   service=service, auth=auth, winrs=winrs)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
-        _stop_and_check(d)
-
-
-@pytest.fixture(scope="session")
-def daemon(tmp_path_factory, tls_cert, users):
-    """The shared daemon with the default (Windows-like) configuration."""
-    d = Daemon(tmp_path_factory.mktemp("winrmd-shared"), *tls_cert)
-    d.start()
-    yield d
-    _stop_and_check(d)
