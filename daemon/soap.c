@@ -742,9 +742,23 @@ static void envelope_open_init(void)
 	snprintf(envelope_open + o, sizeof envelope_open - o, ">");
 }
 
+/* Appends text escaped as xmlTextWriter escapes element content. */
+static void text_append(struct buf *b, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		size_t n = strcspn(p, "&<>\r");
+		buf_append(b, p, n);
+		p += n;
+		if (!*p)
+			break;
+		buf_appends(b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : "&#13;");
+	}
+}
+
 static int reply_open(struct soap_reply *r, const char *action, const char *relates_to)
 {
 	char id[37];
+	struct buf h;
 
 	memset(r, 0, sizeof *r);
 	r->xbuf = xmlBufferCreate();
@@ -761,12 +775,19 @@ static int reply_open(struct soap_reply *r, const char *action, const char *rela
 		soap_w_start(r, "s:Body");
 		return 0;
 	}
-	soap_w_elem(r, "a:Action", action);
+	/* Every reply has this header: one raw write instead of four writer elements. */
 	uuid_upper(id);
-	xmlTextWriterWriteFormatElement(r->w, (const xmlChar *)"a:MessageID", "uuid:%s", id);
-	soap_w_elem(r, "a:To", WSA_ANONYMOUS);
-	if (relates_to)
-		soap_w_elem(r, "a:RelatesTo", relates_to);
+	buf_init(&h, 0);
+	buf_appends(&h, "<a:Action>");
+	text_append(&h, action);
+	buf_appendf(&h, "</a:Action><a:MessageID>uuid:%s</a:MessageID><a:To>%s</a:To>", id, WSA_ANONYMOUS);
+	if (relates_to) {
+		buf_appends(&h, "<a:RelatesTo>");
+		text_append(&h, relates_to);
+		buf_appends(&h, "</a:RelatesTo>");
+	}
+	soap_w_raw(r, buf_str(&h));
+	buf_free(&h);
 	soap_w_end(r);
 	soap_w_start(r, "s:Body");
 	return 0;

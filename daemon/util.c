@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,16 +304,47 @@ void random_bytes(void *p, size_t n)
 	}
 }
 
+/*
+ * Every reply carries a fresh MessageID: random bytes are drawn from the
+ * kernel a page at a time. A forked child starts with an empty pool so
+ * it never repeats its parent's ids.
+ */
+static unsigned char uuid_pool[4096];
+static size_t uuid_left;
+
+static void uuid_pool_forget(void)
+{
+	explicit_bzero(uuid_pool, sizeof uuid_pool);
+	uuid_left = 0;
+}
+
 void uuid_upper(char out[37])
 {
-	unsigned char u[16];
+	static bool hooked;
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char *u;
+	size_t o = 0;
 
-	random_bytes(u, sizeof u);
+	if (!hooked) {
+		pthread_atfork(NULL, NULL, uuid_pool_forget);
+		hooked = true;
+	}
+	if (uuid_left < 16) {
+		random_bytes(uuid_pool, sizeof uuid_pool);
+		uuid_left = sizeof uuid_pool;
+	}
+	u = uuid_pool + sizeof uuid_pool - uuid_left;
+	uuid_left -= 16;
 	u[6] = (u[6] & 0x0f) | 0x40;
 	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
-	    u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-	    u[10], u[11], u[12], u[13], u[14], u[15]);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
+	explicit_bzero(u, 16);
 }
 
 bool uuid_valid(const char *s)

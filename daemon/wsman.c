@@ -74,18 +74,23 @@ void wsman_reply(struct wsman_call *c, struct soap_reply *rep)
 		wsman_fault(c, SF_INTERNAL_ERROR, "The reply could not be built. ");
 		return;
 	}
-	if (out.len > c->max_envelope) {
+	wsman_reply_buf(c, &out);
+}
+
+void wsman_reply_buf(struct wsman_call *c, struct buf *out)
+{
+	if (out->len > c->max_envelope) {
 		char arg[128];
 		snprintf(arg, sizeof arg, "(%zu) exceeds the maximum envelope size that is allowed (%zu)",
-		    out.len, c->max_envelope);
-		buf_free(&out);
+		    out->len, c->max_envelope);
+		buf_free(out);
 		wsman_fault(c, SF_RESPONSE_TOO_LARGE, arg);
 		return;
 	}
 	if (c->hr)
-		http_respond(c->hr, MHD_HTTP_OK, &out);
+		http_respond(c->hr, MHD_HTTP_OK, out);
 	else
-		buf_free(&out);
+		buf_free(out);
 	call_free(c);
 }
 

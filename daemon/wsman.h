@@ -59,6 +59,8 @@ void wsman_reject_forbidden(struct http_req *r);
 
 /* Finish the call (frees it).  wsman_reply checks the reply size itself. */
 void wsman_reply(struct wsman_call *c, struct soap_reply *rep);
+/* The same with a finished envelope; takes out. */
+void wsman_reply_buf(struct wsman_call *c, struct buf *out);
 void wsman_fault(struct wsman_call *c, enum soap_fault f, const char *arg);
 bool wsman_action_is(const struct wsman_call *c, const char *action);
 

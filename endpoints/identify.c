@@ -16,9 +16,8 @@
 
 #define PROFILE "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/"
 
-void ep_identify(struct wsman_call *c, bool authenticated)
+static void build(struct soap_reply *r, bool https, bool authenticated)
 {
-	struct soap_reply r;
 	struct utsname u;
 	char ver[200];
 
@@ -27,25 +26,57 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 		    (int)strspn(u.release, "0123456789."), u.release);
 	else
 		snprintf(ver, sizeof ver, "OS: 0.0.0 SP: 0.0 Stack: 3.0");
-	soap_reply_begin(&r, NULL, NULL);
-	soap_w_start(&r, "wsmid:IdentifyResponse");
-	soap_w_attr(&r, "xmlns:wsmid", NS_WSMID);
-	soap_w_elem(&r, "wsmid:ProtocolVersion", "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd");
-	soap_w_elem(&r, "wsmid:ProductVendor", "winrmd");
-	soap_w_elem(&r, "wsmid:ProductVersion", ver);
-	soap_w_start(&r, "wsmid:SecurityProfiles");
-	if (c->https) {
+	soap_reply_begin(r, NULL, NULL);
+	soap_w_start(r, "wsmid:IdentifyResponse");
+	soap_w_attr(r, "xmlns:wsmid", NS_WSMID);
+	soap_w_elem(r, "wsmid:ProtocolVersion", "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd");
+	soap_w_elem(r, "wsmid:ProductVendor", "winrmd");
+	soap_w_elem(r, "wsmid:ProductVersion", ver);
+	soap_w_start(r, "wsmid:SecurityProfiles");
+	if (https) {
 		if (NET.conf.auth.basic)
-			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/basic");
+			soap_w_elem(r, "wsmid:SecurityProfileName", PROFILE "https/basic");
 		if (NET.conf.auth.certificate)
-			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/mutual");
+			soap_w_elem(r, "wsmid:SecurityProfileName", PROFILE "https/mutual");
 		if ((NET.conf.auth.negotiate || NET.conf.auth.kerberos) && auth_negotiate_available())
-			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "https/spnego-kerberos");
+			soap_w_elem(r, "wsmid:SecurityProfileName", PROFILE "https/spnego-kerberos");
 	} else {
 		if (NET.conf.auth.basic && NET.conf.service.allow_unencrypted)
-			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/basic");
+			soap_w_elem(r, "wsmid:SecurityProfileName", PROFILE "http/basic");
 		if ((NET.conf.auth.negotiate || NET.conf.auth.kerberos) && auth_negotiate_available())
-			soap_w_elem(&r, "wsmid:SecurityProfileName", PROFILE "http/spnego-kerberos");
+			soap_w_elem(r, "wsmid:SecurityProfileName", PROFILE "http/spnego-kerberos");
 	}
-	wsman_reply(c, &r);
+}
+
+/*
+ * Probes and monitoring hammer Identify and its answer only depends on the
+ * configuration, the transport and whether the caller authenticated; each
+ * variant is built once per configuration.
+ */
+void ep_identify(struct wsman_call *c, bool authenticated)
+{
+	static struct {
+		struct buf env;
+		unsigned gen;
+		bool built;
+	} cache[2][2];
+	struct soap_reply r;
+	struct buf out;
+	int https = !!c->https, auth = !!authenticated;
+
+	if (!cache[https][auth].built || cache[https][auth].gen != NET.conf_gen) {
+		buf_free(&cache[https][auth].env);
+		buf_init(&cache[https][auth].env, 0);
+		build(&r, https, auth);
+		if (soap_reply_end(&r, &cache[https][auth].env) < 0) {
+			cache[https][auth].built = false;
+			wsman_fault(c, SF_INTERNAL_ERROR, "The reply could not be built. ");
+			return;
+		}
+		cache[https][auth].gen = NET.conf_gen;
+		cache[https][auth].built = true;
+	}
+	buf_init(&out, 0);
+	buf_append(&out, cache[https][auth].env.data, cache[https][auth].env.len);
+	wsman_reply_buf(c, &out);
 }
