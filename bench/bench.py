@@ -707,6 +707,10 @@ end
             xs = [x * 1000 for x in timed(cmd + ["true"], n)]
             res[key] = dict(median=median(xs), p95=quantile(xs, 0.95), samples=xs, unit="ms")
             log("ssh %-5s true: median %.2f ms p95 %.2f", key, res[key]["median"], res[key]["p95"])
+        # The floor under any remote round trip: starting the command at all.
+        xs = [x * 1000 for x in timed(["/bin/sh", "-c", "true"], N_RTT)]
+        res["local_sh"] = dict(median=median(xs), p95=quantile(xs, 0.95), samples=xs, unit="ms")
+        log("local /bin/sh -c true: median %.2f ms", res["local_sh"]["median"])
         nbytes = STREAM_MB * 1024 * 1024
         xs = timed(mux + ["head -c %d /dev/zero" % nbytes], STREAM_RUNS, warmup=1)
         mbs = [nbytes / 1e6 / x for x in xs]

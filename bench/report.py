@@ -63,6 +63,10 @@ def _rows(r):
          "ssh mux `true`: " + ms(ssh["mux"]), ps["median"] / ssh["mux"]["median"], "winrmd ms ÷ ssh-mux ms"),
         ("PSRP RunspacePool open (spawns psrp_runspace.py)", "%.0f ms" % ps["open_ms"], "—", None, ""),
     ]
+    if "local_sh" in ssh:       # results from before this figure existed lack it
+        info.append(("Floor: `/bin/sh -c true` started locally by the same timer (no network, no daemon)",
+                     ms(ssh["local_sh"]), "ssh mux: " + ms(ssh["mux"]),
+                     ssh["local_sh"]["median"] / ssh["mux"]["median"], "local ms ÷ ssh-mux ms"))
     return prim, info
 
 
