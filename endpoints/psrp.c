@@ -767,20 +767,8 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		    "A PowerShell command needs exactly one Arguments element. ");
 		return;
 	}
-	if (cid) {
-		if (!uuid_valid(cid)) {
-			wsman_fault(c, SF_COMMAND_ID_INVALID, NULL);
-			return;
-		}
-		if (command_find(sh, cid)) {
-			wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
-			return;
-		}
-		snprintf(id, sizeof id, "%s", cid);
-		uuid_upcase(id);
-	} else {
-		uuid_upper(id);
-	}
+	if (!command_id_choose(c, sh, cid, id))
+		return;
 	args = soap_text(arg);
 	if (psrp_b64_compact(args) < 0) {
 		free(args);

@@ -751,6 +751,29 @@ static void on_session_result(void *data, struct ipc_msg *m)
 	create_reply(c, sh);
 }
 
+/*
+ * The new command's id: the client's, as Windows honours it (checked and
+ * upper-cased), or a fresh one. False when c was answered with a fault.
+ */
+bool command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37])
+{
+	if (!cid) {
+		uuid_upper(id);
+		return true;
+	}
+	if (!uuid_valid(cid)) {
+		wsman_fault(c, SF_COMMAND_ID_INVALID, NULL);
+		return false;
+	}
+	if (command_find(sh, cid)) {
+		wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
+		return false;
+	}
+	snprintf(id, 37, "%s", cid);
+	uuid_upcase(id);
+	return true;
+}
+
 bool stream_names_ok(const char *list, const char *allowed)
 {
 	char copy[128], *save = NULL;
@@ -1018,20 +1041,8 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 		return;
 	}
 	cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
-	if (cid) {
-		if (!uuid_valid(cid)) {
-			wsman_fault(c, SF_COMMAND_ID_INVALID, NULL);
-			return;
-		}
-		if (command_find(sh, cid)) {
-			wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
-			return;
-		}
-		snprintf(id, sizeof id, "%s", cid);
-		uuid_upcase(id);
-	} else {
-		uuid_upper(id);
-	}
+	if (!command_id_choose(c, sh, cid, id))
+		return;
 	if (count_running(sh) >= NET.conf.winrs.max_procs_per_shell) {
 		wsman_fault(c, SF_PROCESS_FAILED,
 		    "The shell has reached its MaxProcessesPerShell quota of running commands. ");

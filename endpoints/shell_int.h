@@ -111,6 +111,7 @@ void shell_open_session(struct wsman_call *c, struct shell *sh,
                         void (*done)(void *ctx, struct ipc_msg *reply));
 bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m);
 bool stream_names_ok(const char *list, const char *allowed);
+bool command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37]);
 void monitor_signal(const struct shell *sh, int pid, int sig);
 void send_reply(struct wsman_call *c);
 

@@ -54,6 +54,8 @@ STATE_DONE = ACT_SHELL + "CommandState/Done"
 ERROR_SHELL_NOT_FOUND = 2150858843
 ERROR_OPERATION_TIMEOUT = 2150858793
 ERROR_QUOTA_SHELLS = 2150859173
+ERROR_COMMAND_ID_CONFLICT = 2150859222
+ERROR_COMMAND_ID_INVALID = 2150859220
 
 OPENSSL_KEY = "000102030405060708090a0b0c0d0e0f"
 OPENSSL_IV = "0f0e0d0c0b0a09080706050403020100"
@@ -662,6 +664,12 @@ def test_ruby_quoted_command(wd, shell_users):
         root = assert_ok(r, mid)
         assert root.find("s:Body/rsp:CommandResponse/rsp:CommandId", NS).text.upper() == want
         assert raw.receive_all(sid, want) == (b"id\n", b"", 0)
+        # The id is still the shell's (no terminate Signal yet): reusing it is refused,
+        # and so is an id that is not a GUID.
+        r, mid = raw.post(ACT_COMMAND, body.replace(want, want.lower()), sid)
+        assert_fault(r, ERROR_COMMAND_ID_CONFLICT, mid)
+        r, mid = raw.post(ACT_COMMAND, body.replace(want, "not-a-guid"), sid)
+        assert_fault(r, ERROR_COMMAND_ID_INVALID, mid)
     finally:
         raw.delete(sid)
 
