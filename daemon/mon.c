@@ -564,8 +564,6 @@ reply:
 	send_worker(&o);
 }
 
-#define SPAWN_MAX_ARGS 256
-#define SPAWN_MAX_ENV  256
 
 /* A configured command such as "pwsh -s" names its program relative to the usual dirs. */
 static int mon_resolve_program(char **prog)

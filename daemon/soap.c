@@ -132,6 +132,17 @@ static const struct fault_def faults[SF__MAX] = {
 	[SF_DISCONNECT_NOT_SUPPORTED] = { 500, "s:Sender", "w:InternalError", 2150859205UL,
 		"The WinRM service cannot process the request. This WinRS shell instance does not support disconnect and reconnect operations because it was created by an older WinRS client or its provider does not support the disconnect operation. ",
 		NULL, NULL, false },
+	/*
+	 * Windows has no WS-Man fault here: its PowerShell plug-in ends the session
+	 * with PowerShell's remoting errors 871/872. We refuse the Send with those
+	 * codes so the client learns why, and the runspace never sees the data.
+	 */
+	[SF_QUOTA_PSRP_OBJECT] = { 500, "s:Sender", "w:QuotaLimit", 871UL,
+		"The data sent to the PowerShell session exceeds the session configuration's MaxReceivedObjectSizeMB. ",
+		"%s", NULL, false },
+	[SF_QUOTA_PSRP_DATA] = { 500, "s:Sender", "w:QuotaLimit", 872UL,
+		"The data sent to the PowerShell session exceeds the session configuration's MaxReceivedDataSizePerCommandMB. ",
+		"%s", NULL, false },
 	[SF_PROTOCOL_VERSION_MISSING] = { 500, "s:Receiver", "w:InternalError", 2152991687UL,
 		"The WS-Management service cannot process the request. ",
 		"The PowerShell plug-in cannot create the shell because the protocolversion option is missing from the request. ",

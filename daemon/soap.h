@@ -65,6 +65,8 @@ enum soap_fault {
 	SF_SHELL_OTHER_CLIENT,
 	SF_DISCONNECT_NOT_SUPPORTED,
 	SF_PROTOCOL_VERSION_MISSING,
+	SF_QUOTA_PSRP_OBJECT,       /* arg: detail sentence */
+	SF_QUOTA_PSRP_DATA,         /* arg: detail sentence */
 	SF_PROCESS_FAILED,          /* arg: detail sentence */
 	SF_INTERNAL_ERROR,          /* arg: detail sentence */
 	SF__MAX

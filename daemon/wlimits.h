@@ -42,6 +42,16 @@
 #define MON_MAX_SESSIONS            8192
 #define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
 
+/* Shells, commands and PowerShell runspaces. */
+#define SPAWN_MAX_ARGS              256           /* argv of a command the monitor starts */
+#define SPAWN_MAX_ENV               256           /* client environment variables per shell */
+#define CMD_STREAM_MAX              (1024 * 1024) /* buffered output per stream before back-pressure */
+#define CMD_STDIN_MAX               (1024 * 1024) /* stdin queued before a Send is held back */
+#define REPLY_OVERHEAD              2048          /* Receive envelope bytes around the streams */
+#define PSRP_LINE_MAX               (16 * 1024 * 1024)  /* one out-of-process packet */
+#define PSRP_BUFFER_MAX             (32 * 1024 * 1024)  /* output waiting for Receives, per shell */
+#define PSRP_CONNECT_MS             30000         /* a Connect waits this long for the runspace */
+
 /* Configuration file. */
 #define CONF_MAX_LINE               4096
 #define CONF_MAX_LISTENERS          32

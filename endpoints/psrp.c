@@ -39,11 +39,6 @@
 #include "xpress.h"
 
 #define POOL_GUID        "00000000-0000-0000-0000-000000000000"
-#define PSRP_LINE_MAX    (16 * 1024 * 1024)     /* one out-of-process packet */
-#define PSRP_BUFFER_MAX  (32 * 1024 * 1024)     /* output waiting for Receives, per shell */
-#define PSRP_CONNECT_MS  30000
-#define STATE_URI        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
-#define REPLY_OVERHEAD   2048
 
 struct frag {
 	struct frag *next;
@@ -76,6 +71,9 @@ struct target {
 	bool closed;
 	struct psrp *ps;
 	struct command *cmd;            /* NULL for the pool */
+	/* What the client sent, for MaxReceived{DataSizePerCommand,ObjectSize}MB */
+	uint64_t in_bytes;
+	uint64_t in_obj_id, in_obj_bytes;
 };
 
 struct psrp_pipe {
@@ -98,6 +96,7 @@ struct psrp {
 	sd_event_source *connect_timer;
 	struct wsman_call *create;      /* the Create waiting for the spawn */
 	char *creation_xml;
+	uint64_t max_in_object, max_in_command;  /* bytes, from the session configuration */
 };
 
 static size_t shell_buffered(const struct psrp *ps);
@@ -175,6 +174,57 @@ static void queue_simple(struct target *t, const char *what)
 }
 
 /* ---- targets and fragments -------------------------------------------- */
+
+/*
+ * Counts what the client sends to t (base64 PSRP fragments) against the
+ * session configuration's limits, as PowerShell's own server does. Returns
+ * false after answering c with a fault.
+ */
+static bool account_input(struct wsman_call *c, struct target *t, const char *b64)
+{
+	const struct psrp *ps = t->ps;
+	size_t n = strlen(b64);
+	unsigned char *bin = xmalloc(b64_decoded_max(n) + 1);
+	long len = b64_decode(b64, n, bin, b64_decoded_max(n) + 1);
+	struct psrp_fragment f;
+	char why[256];
+	bool ok = true;
+
+	if (len < 0) {
+		free(bin);
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not valid. ");
+		return false;
+	}
+	for (size_t off = 0; off < (size_t)len; off += f.total_len) {
+		if (psrp_fragment_parse(bin + off, (size_t)len - off, &f) < 0) {
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not a sequence of PSRP fragments. ");
+			ok = false;
+			break;
+		}
+		if (f.start || f.object_id != t->in_obj_id) {
+			t->in_obj_id = f.object_id;
+			t->in_obj_bytes = 0;
+		}
+		t->in_obj_bytes += f.blob_len;
+		t->in_bytes += f.blob_len;
+		if (t->in_obj_bytes > ps->max_in_object) {
+			snprintf(why, sizeof why, "An object of at least %llu bytes was sent; the limit is %llu bytes. ",
+			    (unsigned long long)t->in_obj_bytes, (unsigned long long)ps->max_in_object);
+			wsman_fault(c, SF_QUOTA_PSRP_OBJECT, why);
+			ok = false;
+			break;
+		}
+		if (t->cmd && t->in_bytes > ps->max_in_command) {
+			snprintf(why, sizeof why, "The command was sent %llu bytes; the limit is %llu bytes. ",
+			    (unsigned long long)t->in_bytes, (unsigned long long)ps->max_in_command);
+			wsman_fault(c, SF_QUOTA_PSRP_DATA, why);
+			ok = false;
+			break;
+		}
+	}
+	free(bin);
+	return ok;
+}
 
 static bool target_has_news(void *owner);
 static void target_answer(void *owner, struct wsman_call *c);
@@ -745,6 +795,13 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	target_init(&ps->pool, ps, POOL_GUID, NULL);
 	ps->compression = c->req.compression_xpress;
 	ps->drop_output = sc->output_buffering == CONF_BUF_DROP;
+	ps->max_in_object = sc->max_recv_object_mb << 20;
+	ps->max_in_command = sc->max_recv_data_mb << 20;
+	if (!account_input(c, &ps->pool, creation)) {
+		free(creation);
+		shell_free(sh, "shell-refused");
+		return;
+	}
 	ps->creation_xml = creation;
 	shell_open_session(c, sh, on_session);
 }
@@ -783,6 +840,14 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	cmd->forced_exit = -1;
 	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
 	target_init(&cmd->pipe->t, sh->psrp, id, cmd);
+	if (!account_input(c, &cmd->pipe->t, args)) {
+		target_clear(&cmd->pipe->t);
+		free(cmd->pipe);
+		free(cmd->line);
+		free(cmd);
+		free(args);
+		return;
+	}
 	park_init(&cmd->recv, cmd, NULL, NULL);
 	cmd->next = sh->cmds;
 	sh->cmds = cmd;
@@ -832,6 +897,10 @@ static void psrp_send(struct wsman_call *c, struct shell *sh)
 		if (!text || psrp_b64_compact(text) < 0) {
 			free(text);
 			wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not valid. ");
+			return;
+		}
+		if (*text && !account_input(c, t, text)) {
+			free(text);
 			return;
 		}
 		if (*text)

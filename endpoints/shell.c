@@ -32,11 +32,7 @@
 #include "shell_int.h"
 #include "wsman.h"
 
-#define CMD_STREAM_MAX   (1024 * 1024)  /* buffered output per stream before back-pressure */
-#define CMD_STDIN_MAX    (1024 * 1024)  /* stdin queued before a Send is held back */
-#define REPLY_OVERHEAD   2048           /* envelope bytes around the streams */
 #define SHELL_SWEEP_MS   1000
-#define STATE_URI        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
 
 struct shell *shells;
 static sd_event_source *sweep;
@@ -1027,7 +1023,7 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	struct spawn_ctx *sc;
 	struct ipc_out o;
 	struct buf line;
-	char idbuf[SOAP_MAX_ID + 1], id[37], *words[256];
+	char idbuf[SOAP_MAX_ID + 1], id[37], *words[SPAWN_MAX_ARGS];
 	const char *cid;
 	char *argv[260];
 	size_t argc = 0, nw = 0;

@@ -14,6 +14,8 @@
 #include "soap.h"
 #include "util.h"
 
+#define STATE_URI "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
+
 struct wsman_call;
 struct psrp;
 

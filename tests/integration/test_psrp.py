@@ -69,6 +69,8 @@ def pd(tmp_path_factory, tls_cert, psrp_accounts):
         "Test.RunAs": session_conf("Test.RunAs", run_as_user=psrp_accounts.runas),
         "Test.Restricted": session_conf("Test.Restricted", allowed_groups=psrp_accounts.group),
         "Test.Disabled": session_conf("Test.Disabled", enabled=False),
+        "Test.Small": session_conf("Test.Small", MaxReceivedObjectSizeMB=1,
+                                   MaxReceivedDataSizePerCommandMB=2),
     })
     d.start()
     yield d
@@ -378,6 +380,33 @@ def test_disabled_configuration(pd, users):
     with pytest.raises(WSManFaultError) as ei:
         call_with_timeout(p.open, STEP, "open")
     assert ei.value.code == ERROR_WSMAN_INVALID_RESOURCE_URI
+
+
+def test_received_size_limits(pd, users):
+    """MaxReceivedObjectSizeMB (1) and MaxReceivedDataSizePerCommandMB (2) of
+    Test.Small: refused with PowerShell's quota error ids, the pool lives on."""
+    p = RunspacePool(wsman(pd, users.admin), configuration_name="Test.Small", host=make_host())
+    call_with_timeout(p.open, STEP, "RunspacePool.open")
+    try:
+        ps = PowerShell(p)
+        ps.add_cmdlet("Write-Output").add_argument("y" * (1536 * 1024))
+        with pytest.raises(WSManFaultError) as ei:
+            invoke(ps)
+        assert ei.value.code == 871, ei.value
+        # Three objects of 0.9 MB each: every one fits, together they do not.
+        ps = PowerShell(p)
+        ps.add_script("$input | Measure-Object")
+        with pytest.raises(WSManFaultError) as ei:
+            invoke(ps, input=["z" * (900 * 1024)] * 3)
+        assert ei.value.code == 872, ei.value
+        # Under the limits everything still works in the same pool.
+        ps, out = run_script(p, "$input | Write-Output", input=["a" * (600 * 1024), "b"])
+        assert out == ["a" * (600 * 1024), "b"]
+    finally:
+        try:
+            call_with_timeout(p.close, STEP, "RunspacePool.close")
+        except Exception:
+            pass
 
 
 # =========================================================================== failures
