@@ -394,7 +394,7 @@ static void h_gss_accept(struct ipc_msg *m)
 		return;
 	}
 	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
-		log_notice("Kerberos login of %s from %s: account refused by PAM", user, remote);
+		log_notice("Kerberos login of %s from %s: account refused", user, remote);
 		free(user);
 		buf_free(&out);
 		buf_free_secret(&exp);
@@ -431,7 +431,7 @@ static void h_cert_login(struct ipc_msg *m)
 		return;
 	}
 	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
-		log_notice("certificate login of %s from %s: account refused by PAM", user, remote);
+		log_notice("certificate login of %s from %s: account refused", user, remote);
 		free(user);
 		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_ACCOUNT);
 		return;
@@ -477,7 +477,7 @@ static void h_ntlm_verify(struct ipc_msg *m)
 	}
 	if (mon_pam_account(M.conf.service.pam_service, user, remote) < 0) {
 		wipe(key, sizeof key);
-		log_notice("NTLM login of %s from %s: account refused by PAM", user, remote);
+		log_notice("NTLM login of %s from %s: account refused", user, remote);
 		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_ACCOUNT);
 		return;
 	}

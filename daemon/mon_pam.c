@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <shadow.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,22 @@ out:
 	return result;
 }
 
+/*
+ * usermod -L and passwd -l lock an account by putting '!' before its
+ * password hash. pam_unix's account module does not look at that (only
+ * password authentication fails), so a login that never asked for the Unix
+ * password would get around the lock. Windows refuses a disabled account to
+ * every scheme, and so do we. A bare "!" (an account that never had a
+ * password, as useradd leaves it) is not a lock: such users may well log in
+ * with Kerberos only.
+ */
+static bool shadow_locked(const char *user)
+{
+	struct spwd *sp = getspnam(user);
+
+	return sp && sp->sp_pwdp && sp->sp_pwdp[0] == '!' && sp->sp_pwdp[1] != '\0';
+}
+
 int mon_pam_account(const char *service, const char *user, const char *remote)
 {
 	struct conv_data cd = { user, NULL };
@@ -113,12 +130,18 @@ int mon_pam_account(const char *service, const char *user, const char *remote)
 	pam_handle_t *pamh = NULL;
 	int pr;
 
-	/* For logins PAM did not authenticate (NTLM, Kerberos): account checks only. */
+	/* For logins PAM did not authenticate (NTLM, Kerberos, certificates): account checks only. */
+	if (shadow_locked(user)) {
+		log_notice("the account %s is locked (its password hash starts with '!')", user);
+		return -EPERM;
+	}
 	pr = pam_start(service, user, &conv, &pamh);
 	if (pr != PAM_SUCCESS)
 		return -EIO;
 	pam_set_item(pamh, PAM_RHOST, remote);
 	pr = pam_acct_mgmt(pamh, PAM_SILENT);
+	if (pr != PAM_SUCCESS)
+		log_notice("PAM account management refused %s: %s", user, pam_strerror(pamh, pr));
 	pam_end(pamh, pr);
 	return pr == PAM_SUCCESS ? 0 : -EACCES;
 }

@@ -55,6 +55,7 @@ def pki(tmp_path_factory, users):
         "admin_upn": _client(d, "ca", "admin_upn", "someone", upn=users.admin.name + "@localhost"),
         "admin_cn": _client(d, "ca", "admin_cn", users.admin.name),
         "plain": _client(d, "ca", "plain", users.plain.name),
+        "locked": _client(d, "ca", "locked", users.locked.name),
         "unmapped": _client(d, "ca", "unmapped", "nobody-mapped"),
         "foreign": _client(d, "otherca", "foreign", users.admin.name),
         "server_only": _client(d, "ca", "server_only", users.admin.name, eku="serverAuth"),
@@ -72,6 +73,7 @@ def cd(tmp_path_factory, tls_cert, users, pki):
         f.write("\n[CertMapping by-cn]\nSubject = %s\nIssuer = CN=ca\nUser = %s\n"
                 % (users.admin.name, users.admin.name))
         f.write("\n[CertMapping plain]\nSubject = %s\nUser = %s\n" % (users.plain.name, users.plain.name))
+        f.write("\n[CertMapping locked]\nSubject = %s\nUser = %s\n" % (users.locked.name, users.locked.name))
     d.start()
     yield d
     stop_and_check(d)
@@ -119,6 +121,13 @@ def test_mapped_user_outside_allowed_groups_gets_access_denied(cd, pki):
     r = _get(cd, pki["plain"])
     assert r.status_code == 500
     assert fault_code(r.content) == 5
+
+
+def test_certificate_of_locked_account_is_refused(cd, pki, users):
+    """usermod -L disables the account for every scheme, not only passwords."""
+    start = len(cd.log())
+    assert _get(cd, pki["locked"]).status_code == 401
+    assert cd.wait_log("the account %s is locked" % users.locked.name, start=start), cd.log()[start:][-3000:]
 
 
 def test_no_client_certificate_is_refused(cd):

@@ -82,7 +82,8 @@ def realm(users):
             pass
         caches = {}
         for who, name in (("admin", users.admin.name), ("plain", users.plain.name),
-                          ("expired", users.expired.name), ("nosuch", nosuch)):
+                          ("expired", users.expired.name), ("locked", users.locked.name),
+                          ("nosuch", nosuch)):
             pw = kdc.add_user(name)
             caches[who] = kdc.kinit(name, pw, os.path.join(d, "cc_" + who))
         os.environ["KRB5_CONFIG"] = kdc.krb5_conf
@@ -503,7 +504,17 @@ def test_expired_account_401(kd, realm):
     with ccache(realm, "expired"), KrbConn(kd) as c:
         r, _ = c.login(scheme="Kerberos")
         assert r.status == 401, r.describe()
-    assert kd.wait_log("account refused by PAM", start=start), kd.log()[start:][-3000:]
+    assert kd.wait_log("PAM account management refused", start=start), kd.log()[start:][-3000:]
+
+
+def test_locked_account_401(kd, realm, users):
+    """A valid ticket for a local account that usermod -L locked: refused,
+    although pam_unix's account check alone would let it through."""
+    start = len(kd.log())
+    with ccache(realm, "locked"), KrbConn(kd) as c:
+        r, _ = c.login(scheme="Kerberos")
+        assert r.status == 401, r.describe()
+    assert kd.wait_log("the account %s is locked" % users.locked.name, start=start), kd.log()[start:][-3000:]
 
 
 def test_ticket_for_service_not_in_keytab_401(kd, realm):

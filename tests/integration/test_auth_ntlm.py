@@ -64,16 +64,16 @@ def ntlm(tmp_path_factory, tls_cert, users):
     try:
         subprocess.run(["chpasswd"], input="%s:%s\n" % (name, nohash.password), check=True,
                        capture_output=True, text=True)
-        for u in (users.admin, users.plain, users.expired):
+        for u in (users.admin, users.plain, users.expired, users.locked):
             set_nt_password(conf, u.name, u.password)
         # winrmctl falls back to the built-in default path if it cannot read
         # CONF: make sure the hashes went where the daemons will look.
         st = os.stat(store)
         assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
         assert sorted(ntlm_list(conf)) == sorted([users.admin.name, users.plain.name,
-                                                  users.expired.name])
+                                                  users.expired.name, users.locked.name])
         yield SimpleNamespace(store=store, conf=conf, admin=users.admin, plain=users.plain,
-                              expired=users.expired, nohash=nohash)
+                              expired=users.expired, locked=users.locked, nohash=nohash)
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "-r", name], capture_output=True)
@@ -471,12 +471,25 @@ def test_user_without_nt_hash_401_and_hint_logged(nd, ntlm):
 
 def test_expired_account_401(nd, ntlm):
     """The NT hash is right but PAM account management refuses the account
-    (chage -E 0).  (A `usermod -L` account is not refused: pam_unix's account
-    check ignores the password lock, which only disables the Unix password.)"""
+    (chage -E 0)."""
     u = ntlm.expired
+    start = len(nd.log())
     with WireConn(nd, https=True) as c:
         r, legs = c.handshake(u.name, u.password, body=config_get_envelope()[0])
         assert len(legs) == 2 and r.status == 401, r.describe()
+    assert nd.wait_log("PAM account management refused %s" % u.name, start=start), nd.log()[start:][-3000:]
+
+
+def test_locked_account_401(nd, ntlm):
+    """The NT hash is right but the Unix account is locked (usermod -L).
+    pam_unix's account check ignores the lock, which only disables the Unix
+    password; winrmd refuses it to NTLM as Windows refuses a disabled account."""
+    u = ntlm.locked
+    start = len(nd.log())
+    with WireConn(nd, https=True) as c:
+        r, legs = c.handshake(u.name, u.password, body=config_get_envelope()[0])
+        assert len(legs) == 2 and r.status == 401, r.describe()
+    assert nd.wait_log("the account %s is locked" % u.name, start=start), nd.log()[start:][-3000:]
 
 
 @pytest.mark.parametrize("https", [True, False])
