@@ -1,6 +1,6 @@
 module winrmd-gotest
 
-go 1.21
+go 1.19
 
 require github.com/masterzen/winrm v0.0.0-20211231115050-232efb40349e
 
