@@ -85,7 +85,7 @@ endif
 # The integration suite against the sanitizer build (called by check).
 check-san: all
 	$(BUILD)/unit
-	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=20 sh tests/integration/run.sh $(BUILD)
+	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=40 sh tests/integration/run.sh $(BUILD)
 
 clean:
 	rm -rf build build-clang build-san

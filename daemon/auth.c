@@ -7,6 +7,11 @@
  * monitor and remembers, per connection, a hash of the header that passed,
  * so clients that send Basic on every request cost one PAM round trip per
  * connection instead of one per request.
+ *
+ * At most HTTP_UNAUTH_PENDING_MAX password checks are at the monitor at
+ * once; later ones wait here, in arrival order, with their connections
+ * suspended (pywinrm and Ansible open a new connection, hence a new check,
+ * for every shell). Only past HTTP_AUTH_QUEUE_MAX waiting is the answer 503.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +28,7 @@
 #include "soap.h"
 #include "wsman.h"
 
-static unsigned pending_auth;
+static unsigned pending_auth;   /* IPC_AUTH_PASSWORD calls not yet answered */
 
 bool auth_negotiate_available(void)
 {
@@ -147,7 +152,13 @@ void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v)
 struct basic_ctx {
 	struct http_req *r;
 	unsigned char hash[32];
+	const char *hdr;                /* while queued: the request's own header */
+	struct basic_ctx *next;
 };
+static struct basic_ctx *waiting, **waiting_tail = &waiting;
+static unsigned n_waiting;
+
+static void basic_send(struct basic_ctx *bc, const char *hdr);
 
 static void on_auth_result(void *data, struct ipc_msg *m)
 {
@@ -156,12 +167,10 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 	struct auth_verdict v;
 
 	if (!m) {               /* the request went away first */
-		pending_auth--;
 		free(bc);
 		return;
 	}
 	auth_read_verdict(m, &v);
-	pending_auth--;
 	r->call = 0;
 	if (!ipc_end(m)) {
 		free(bc);
@@ -196,12 +205,43 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 	free(bc);
 }
 
+static void basic_unqueue(struct http_req *r, void *data)
+{
+	struct basic_ctx *bc = data;
+	(void)r;
+
+	for (struct basic_ctx **pp = &waiting; *pp; pp = &(*pp)->next)
+		if (*pp == bc) {
+			*pp = bc->next;
+			if (!*pp)
+				waiting_tail = pp;
+			n_waiting--;
+			break;
+		}
+	free(bc);
+}
+
+/* A password check came back, or its request went away and the answer was dropped. */
+void auth_password_settled(void)
+{
+	pending_auth--;
+	if (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
+		struct basic_ctx *bc = waiting;
+		const char *hdr = bc->hdr;
+
+		waiting = bc->next;
+		if (!waiting)
+			waiting_tail = &waiting;
+		n_waiting--;
+		bc->r->cancel = NULL;
+		bc->r->cancel_data = NULL;
+		basic_send(bc, hdr);
+	}
+}
+
 static void auth_basic(struct http_req *r, const char *hdr)
 {
 	struct basic_ctx *bc;
-	struct ipc_out o;
-	char *user, *pass;
-	uint32_t id;
 
 	r->scheme = "Basic";
 	if (!basic_allowed(r)) {
@@ -218,25 +258,42 @@ static void auth_basic(struct http_req *r, const char *hdr)
 		wsman_handle(r);
 		return;
 	}
+	if (pending_auth < HTTP_UNAUTH_PENDING_MAX) {
+		basic_send(bc, hdr);
+		return;
+	}
+	if (n_waiting >= HTTP_AUTH_QUEUE_MAX) {
+		free(bc);
+		snprintf(r->result, sizeof r->result, "auth-busy");
+		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
+		return;
+	}
+	bc->hdr = hdr;
+	*waiting_tail = bc;
+	waiting_tail = &bc->next;
+	n_waiting++;
+	r->cancel = basic_unqueue;
+	r->cancel_data = bc;
+}
+
+static void basic_send(struct basic_ctx *bc, const char *hdr)
+{
+	struct http_req *r = bc->r;
+	struct ipc_out o;
+	char *user, *pass;
+
+	bc->hdr = NULL;
 	if (auth_basic_parse(hdr, &user, &pass) < 0) {
 		free(bc);
 		reject(r, "malformed-authorization");
 		return;
 	}
 	log_sanitize(r->claimed_user, sizeof r->claimed_user, user);
-	if (pending_auth >= HTTP_UNAUTH_PENDING_MAX) {
-		free(user);
-		free_secret_str(pass);
-		free(bc);
-		snprintf(r->result, sizeof r->result, "auth-busy");
-		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
-		return;
-	}
 	/* A different credential on this connection: forget the old login first. */
 	release_login(r->conn);
 	snprintf(r->action, sizeof r->action, "%s", "");
 	r->user = NULL;
-	id = net_call_prepare(&o, IPC_AUTH_PASSWORD);
+	net_call_prepare(&o, IPC_AUTH_PASSWORD);
 	o.secret = true;
 	ipc_put_str(&o, user);
 	ipc_put_str(&o, pass);
@@ -245,7 +302,6 @@ static void auth_basic(struct http_req *r, const char *hdr)
 	free_secret_str(pass);
 	pending_auth++;
 	r->call = net_call(&o, on_auth_result, bc);
-	(void)id;
 }
 
 #define CERT_AUTH "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"

@@ -505,8 +505,19 @@ void http_listener_stop(struct net_listener *l)
 	/* Suspended requests of this daemon must be resumed before it stops. */
 	for (struct http_req *r = suspended_head, *next; r; r = next) {
 		next = r->next_suspended;
-		if (r->conn->l == l)
-			http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
+		if (r->conn->l != l)
+			continue;
+		/* Whoever waits on r (a monitor call, a long-poll, the login queue) lets go first. */
+		if (r->call) {
+			net_call_cancel(r->call);
+			r->call = 0;
+		}
+		if (r->cancel) {
+			http_cancel_fn fn = r->cancel;
+			r->cancel = NULL;
+			fn(r, r->cancel_data);
+		}
+		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
 	}
 	MHD_run(l->d);
 	l->io = sd_event_source_unref(l->io);

@@ -83,6 +83,8 @@ static struct {
 	struct mon_child *children;
 	size_t n_children, cap_children;
 	struct pending_auth *pending;
+	struct auth_job *auth_jobs;
+	unsigned n_auth_jobs;
 } M = { .exe_fd = -1 };
 
 static void worker_start(void);
@@ -319,13 +321,59 @@ static void login_finish(uint32_t type, uint32_t req, char *canon, const char *r
 	login_finish2(type, req, canon, remote, key, keylen, NULL, 0);
 }
 
+/* A password check running in a child (mon_pam.c). */
+struct auth_job {
+	struct auth_job *next;
+	uint32_t req;
+	char *user, *remote;
+	struct mon_pam_job *pam;
+};
+
+static void auth_job_unlink(struct auth_job *j)
+{
+	for (struct auth_job **pp = &M.auth_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			M.n_auth_jobs--;
+			break;
+		}
+	free(j->user);
+	free(j->remote);
+	free(j);
+}
+
+static void auth_jobs_cancel(void)
+{
+	while (M.auth_jobs) {
+		mon_pam_job_cancel(M.auth_jobs->pam);
+		auth_job_unlink(M.auth_jobs);
+	}
+}
+
+static void auth_job_done(void *ctx, int r, char *canon)
+{
+	struct auth_job *j = ctx;
+
+	if (r == -EPERM || r == -EACCES) {
+		log_notice("login of %s from %s failed: %s", j->user, j->remote,
+		    r == -EPERM ? "bad credentials" : "account refused by PAM");
+		reply_delayed(IPC_AUTH_RESULT, j->req,
+		    r == -EPERM ? IPC_AUTH_BAD_CREDENTIALS : IPC_AUTH_ACCOUNT);
+	} else if (r < 0) {
+		auth_reply(j->req, IPC_AUTH_ERROR, NULL);
+	} else {
+		login_finish(IPC_AUTH_RESULT, j->req, canon, j->remote, NULL, 0);
+	}
+	auth_job_unlink(j);
+}
+
 static void h_auth_password(struct ipc_msg *m)
 {
 	uint32_t req = ipc_u32(m);
 	const char *user = ipc_str(m);
 	const char *password = ipc_str(m);
 	const char *remote = ipc_str(m);
-	char *canon = NULL;
+	struct auth_job *j;
 	int r;
 
 	if (!ipc_end(m))
@@ -335,19 +383,30 @@ static void h_auth_password(struct ipc_msg *m)
 		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
-	r = mon_pam_authenticate(M.conf.service.pam_service, user, password, remote, &canon);
-	if (r == -EPERM || r == -EACCES) {
-		log_notice("login of %s from %s failed: %s", user, remote,
-		    r == -EPERM ? "bad credentials" : "account refused by PAM");
-		reply_delayed(IPC_AUTH_RESULT, req,
-		    r == -EPERM ? IPC_AUTH_BAD_CREDENTIALS : IPC_AUTH_ACCOUNT);
-		return;
-	}
-	if (r < 0) {
+	/* The worker queues beyond HTTP_UNAUTH_PENDING_MAX; this bounds a worker that does not. */
+	if (M.n_auth_jobs >= MON_AUTH_JOBS_MAX) {
+		log_warn("%u password checks already running; refusing the login of %s",
+		    M.n_auth_jobs, user);
 		auth_reply(req, IPC_AUTH_ERROR, NULL);
 		return;
 	}
-	login_finish(IPC_AUTH_RESULT, req, canon, remote, NULL, 0);
+	j = xcalloc(1, sizeof *j);
+	j->req = req;
+	j->user = xstrdup(user);
+	j->remote = xstrdup(remote);
+	r = mon_pam_authenticate_start(M.ev, M.conf.service.pam_service, user, password, remote,
+	    auth_job_done, j, &j->pam);
+	if (r < 0) {
+		log_err("cannot start the password check of %s: %s", user, strerror(-r));
+		auth_reply(req, IPC_AUTH_ERROR, NULL);
+		free(j->user);
+		free(j->remote);
+		free(j);
+		return;
+	}
+	j->next = M.auth_jobs;
+	M.auth_jobs = j;
+	M.n_auth_jobs++;
 }
 
 /* A local account's NTLM domain: empty, ".", or this host's own name. */
@@ -741,6 +800,7 @@ static void worker_forget(void)
 	ipc_chan_free(M.worker);
 	M.worker = NULL;
 	pending_flush();
+	auth_jobs_cancel();
 	while (M.n_logins)
 		login_free(M.logins[--M.n_logins]);
 	/* Shells die with the worker that held their pipes. */

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <security/pam_appl.h>
+#include <systemd/sd-event.h>
 
 #include "conf.h"
 
@@ -50,6 +51,17 @@ struct mon_session {
 /* mon_pam.c */
 int mon_pam_authenticate(const char *service, const char *user, const char *password,
     const char *remote, char **canon_user);
+/*
+ * The same check in a child process. fn gets 0 and the canonical user name
+ * (the callee's to free), -EPERM (bad credentials), -EACCES (account refused)
+ * or -EIO; it is not called after mon_pam_job_cancel().
+ */
+struct mon_pam_job;
+typedef void (*mon_pam_done_fn)(void *ctx, int result, char *canon_user);
+int mon_pam_authenticate_start(sd_event *ev, const char *service, const char *user,
+    const char *password, const char *remote, mon_pam_done_fn fn, void *ctx,
+    struct mon_pam_job **job);
+void mon_pam_job_cancel(struct mon_pam_job *job);
 int mon_pam_account(const char *service, const char *user, const char *remote);
 bool mon_authorized(const struct conf *c, const char *user, uid_t uid, gid_t gid);
 bool mon_authorized_lists(const char *users, const char *groups, const char *user, uid_t uid,

@@ -5,17 +5,29 @@
  * The conversation answers only the password prompt; the PAM fail delay is
  * taken over (PAM_FAIL_DELAY) so a wrong password does not stall the whole
  * monitor: mon.c delays the negative answer with a timer instead.
+ *
+ * Password checks run in a short-lived child of the monitor, as sshd runs
+ * PAM: a slow hash (yescrypt) or a slow module (sssd, LDAP) then holds up
+ * only that login, logins use every CPU, and the monitor keeps starting and
+ * reaping shells meanwhile.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <shadow.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+
+#include <systemd/sd-event.h>
 
 #include "log.h"
 #include "mon.h"
 #include "util.h"
+#include "wlimits.h"
 
 struct conv_data {
 	const char *user;
@@ -105,6 +117,131 @@ int mon_pam_authenticate(const char *service, const char *user, const char *pass
 out:
 	pam_end(pamh, pr | PAM_DATA_SILENT);
 	return result;
+}
+
+/* What the child writes back: an int32 result, then the canonical user name. */
+struct mon_pam_job {
+	pid_t pid;
+	int fd;
+	sd_event_source *io;
+	unsigned char buf[sizeof(int32_t) + AUTH_MAX_USER];
+	size_t len;
+	mon_pam_done_fn fn;
+	void *ctx;
+};
+
+static void pam_job_free(struct mon_pam_job *j)
+{
+	sd_event_source_unref(j->io);
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j);
+}
+
+static int pam_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct mon_pam_job *j = userdata;
+	char *canon = NULL;
+	int32_t result = -EIO;
+	ssize_t n;
+	(void)s; (void)revents;
+
+	n = read(fd, j->buf + j->len, sizeof j->buf - j->len);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n > 0) {
+		j->len += (size_t)n;
+		if (j->len < sizeof j->buf)
+			return 0;
+	}
+	/* EOF, an error or a full buffer: the child has said all it will. */
+	if (j->len >= sizeof result) {
+		memcpy(&result, j->buf, sizeof result);
+		if (result == 0) {
+			size_t ul = j->len - sizeof result;
+			canon = ul > 0 && ul < AUTH_MAX_USER ? strndup((char *)j->buf + sizeof result, ul) : NULL;
+			if (!canon || strlen(canon) != ul)
+				result = -EIO;
+		} else if (result != -EPERM && result != -EACCES) {
+			result = -EIO;
+		}
+	}
+	if (result != 0) {
+		free(canon);
+		canon = NULL;
+	}
+	if (j->len < sizeof result)
+		log_err("the password check of child %d ended without an answer", (int)j->pid);
+	j->fn(j->ctx, result, canon);
+	pam_job_free(j);
+	return 0;
+}
+
+static _Noreturn void pam_job_child(int fd, const char *service, const char *user,
+    const char *password, const char *remote)
+{
+	unsigned char out[sizeof(int32_t) + AUTH_MAX_USER];
+	char *canon = NULL;
+	int32_t r;
+	size_t n = sizeof r;
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Nothing of the monitor's (worker channel, sessions' pipes) stays open here. */
+	if (dup2(fd, 3) < 0)
+		_exit(1);
+	close_range(4, ~0U, 0);
+	r = mon_pam_authenticate(service, user, password, remote, &canon);
+	if (r == 0 && strlen(canon) >= AUTH_MAX_USER)
+		r = -EIO;
+	memcpy(out, &r, sizeof r);
+	if (r == 0) {
+		memcpy(out + n, canon, strlen(canon));
+		n += strlen(canon);
+	}
+	_exit(write(3, out, n) == (ssize_t)n ? 0 : 1);
+}
+
+int mon_pam_authenticate_start(sd_event *ev, const char *service, const char *user,
+    const char *password, const char *remote, mon_pam_done_fn fn, void *ctx,
+    struct mon_pam_job **out)
+{
+	struct mon_pam_job *j;
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	j = xcalloc(1, sizeof *j);
+	j->fd = p[0];
+	j->fn = fn;
+	j->ctx = ctx;
+	j->pid = fork();
+	if (j->pid < 0) {
+		r = -errno;
+		close(p[1]);
+		pam_job_free(j);
+		return r;
+	}
+	if (j->pid == 0)
+		pam_job_child(p[1], service, user, password, remote);
+	close(p[1]);
+	r = sd_event_add_io(ev, &j->io, j->fd, EPOLLIN, pam_job_io, j);
+	if (r < 0) {
+		mon_pam_job_cancel(j);
+		return r;
+	}
+	*out = j;
+	return 0;
+}
+
+void mon_pam_job_cancel(struct mon_pam_job *j)
+{
+	/* The monitor's SIGCHLD handler reaps it. */
+	kill(j->pid, SIGKILL);
+	pam_job_free(j);
 }
 
 /*

@@ -18,6 +18,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "net.h"
@@ -31,7 +32,7 @@ struct net_state NET;
 
 struct net_call {
 	struct net_call *next;
-	uint32_t id;
+	uint32_t id, type;
 	net_reply_fn fn;
 	void *ctx;
 };
@@ -54,7 +55,8 @@ uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx)
 	struct net_call *c = xcalloc(1, sizeof *c);
 	uint32_t id;
 
-	memcpy(&id, o->b.data + 4, 4);  /* written by net_call_prepare */
+	memcpy(&c->type, o->b.data, 4);   /* written by net_call_prepare */
+	memcpy(&id, o->b.data + 4, 4);
 	c->id = id;
 	c->fn = fn;
 	c->ctx = ctx;
@@ -100,6 +102,8 @@ static void dispatch_reply(struct ipc_msg *m)
 				close(m->fds[i]);
 				m->fds[i] = -1;
 			}
+		if (c->type == IPC_AUTH_PASSWORD)
+			auth_password_settled();
 		free(c);
 		return;
 	}

@@ -13,6 +13,7 @@
 #define HTTP_PER_IP_CONN_LIMIT      64
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
+#define HTTP_AUTH_QUEUE_MAX         1024          /* more wait in the worker; past this, 503 */
 #define HTTP_ANON_BODY_MAX          (16 * 1024)   /* an anonymous Identify is ~200 bytes */
 /* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
 #define HTTP_BODY_OVERHEAD          4096
@@ -40,6 +41,7 @@
 #define IPC_MAX_STRING              (128 * 1024)
 #define MON_MAX_LOGINS              4096          /* verified logins the monitor remembers */
 #define MON_MAX_SESSIONS            8192
+#define MON_AUTH_JOBS_MAX           (2 * HTTP_UNAUTH_PENDING_MAX) /* password-check children */
 #define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
 
 /* Shells, commands and PowerShell runspaces. */

@@ -10,6 +10,7 @@ import base64
 import os
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -636,7 +637,10 @@ def _(t):
     s = connect(t.d)
     try:
         s.sendall(head(t.d, auth_headers(t.admin, length=1 << 40)))
-        s.sendall(b"<" * 65536)
+        try:
+            s.sendall(b"<" * 65536)
+        except (OSError, ssl.SSLError):
+            pass        # the 413 came first and the server closed: what we want
         assert read_status(s) in (413, CLOSED)
     finally:
         s.close()
@@ -1284,7 +1288,8 @@ def test_wrong_passwords_in_parallel(t):
 
 
 def test_wrong_password_storm_past_pending_limit(t):
-    """150 at once: above HTTP_UNAUTH_PENDING_MAX (64) the answer is 503, else 401."""
+    """150 at once: past HTTP_UNAUTH_PENDING_MAX (64) checks in flight the rest
+    wait their turn in the worker, and every one gets its 401."""
     xml, _ = config_get_envelope()
 
     def one(i):
@@ -1295,8 +1300,7 @@ def test_wrong_password_storm_past_pending_limit(t):
     t0 = time.monotonic()
     with ThreadPoolExecutor(150) as ex:
         res = list(ex.map(one, range(150)))
-    assert set(res) <= {401, 503}, res
-    assert res.count(401) >= 64 or res.count(503) > 0, res
+    assert res == [401] * 150, res
     assert time.monotonic() - t0 < 60
     assert_serving(t.d, t.admin, t.worker)
 

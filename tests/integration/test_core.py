@@ -183,6 +183,60 @@ def test_basic_rejected_is_401(daemon, users, who):
     assert_still_serving(daemon, users.admin)
 
 
+SLOW_PAM = """\
+# Written by test_core: the password check of {user} takes {secs} s longer.
+auth [success=1 default=ignore] pam_succeed_if.so quiet user notin {user}
+auth optional pam_exec.so quiet /bin/sleep {secs}
+@include common-auth
+@include common-account
+@include common-session-noninteractive
+"""
+
+
+def test_slow_password_check_holds_up_no_one_else(winrmd, users):
+    """A login whose PAM stack is slow (an LDAP or sssd timeout, say) runs in
+    its own child of the monitor: meanwhile another user logs in on a new
+    connection, opens a shell and runs a command."""
+    from concurrent.futures import ThreadPoolExecutor
+    from winrm.protocol import Protocol
+    from daemon_util import make_user, remove_user
+
+    secs = "7.25"
+    slow = make_user("wrtslw")
+    pam_path = "/etc/pam.d/winrmd-slowtest"
+
+    def sleeping():
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if f.read() == b"/bin/sleep\0" + secs.encode() + b"\0":
+                        return True
+            except (OSError, ValueError):
+                pass
+        return False
+
+    try:
+        with open(pam_path, "w") as f:
+            f.write(SLOW_PAM.format(user=slow.name, secs=secs))
+        d = winrmd(service={"PamService": "winrmd-slowtest"})
+        with ThreadPoolExecutor(1) as ex:
+            slow_login = ex.submit(config_get, d.https_url, slow)
+            assert wait_for(sleeping, 10), "the slow PAM check never started"
+            p = Protocol(d.https_url, transport="basic", username=users.admin.name,
+                         password=users.admin.password, server_cert_validation="ignore")
+            sid = p.open_shell()
+            cid = p.run_command(sid, "echo", ["not held up"])
+            out = p.get_command_output(sid, cid)
+            assert out == (b"not held up\n", b"", 0)
+            assert not slow_login.done() and sleeping(), \
+                "the other login had to wait for the slow one"
+            p.close_shell(sid)
+            slow_login.result(timeout=60)     # and the slow one still succeeds
+    finally:
+        remove_user(slow)
+        os.unlink(pam_path)
+
+
 def test_user_not_in_allowed_groups_gets_access_denied(daemon, users):
     xml, mid = config_get_envelope()
     r = post(daemon.https_url, xml, user=users.plain)
