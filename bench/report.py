@@ -107,7 +107,7 @@ def markdown(r):
     out.append("- wrk runs are interleaved (nginx, Identify, Get, nginx, ...) so that other load on the machine "
                "hits all alike. The config Get figures are steady state: responses counted after the first "
                "%.1f s of each run, when every connection has made its one PAM check (32 connections × one "
-               "PAM password check each, serialized in the monitor); wrk's whole-run req/s is listed too."
+               "PAM password check each, run in parallel children of the monitor); wrk's whole-run req/s is listed too."
                % h.get("steady_skip_s", 0))
     for k in ("nginx_http", "identify_http", "get_http", "nginx_https", "identify_https", "get_https"):
         x = h[k]

@@ -102,7 +102,11 @@ def test_soak_200_clients(sd, soak_users):
     # ramp-up is not steady). Descriptors at any instant move with the
     # commands running then (three pipes each), so each end of the steady
     # state is summarised by its lowest descriptor count (what a leak would
-    # raise) and its highest RSS, sampled every 0.25 s over 20% of it.
+    # raise) and its highest RSS, sampled every 0.25 s over 20% of it. Even
+    # the lowest count swings by dozens with how many connections are being
+    # replaced at the time, so the bound is CLIENTS // 2 descriptors: a leak
+    # of one per shell (hundreds reopened between the windows, see the
+    # printed figures) or per command (thousands) goes far past it.
     while len(ramped) + len(errors) < CLIENTS and time.monotonic() - t0 < 0.5 * SOAK_SECONDS:
         time.sleep(0.2)
     ramp = time.monotonic() - t0
@@ -116,7 +120,7 @@ def test_soak_200_clients(sd, soak_users):
             got.append(proc_stats(worker))
             time.sleep(0.25)
         got = got or [proc_stats(worker)]
-        windows.append((min(f for f, _ in got), max(r for _, r in got)))
+        windows.append((min(f for f, _ in got), max(r for _, r in got), counts[0]))
     time.sleep(max(0, t0 + SOAK_SECONDS - time.monotonic()))
     stop.set()
     for th in threads:
@@ -126,17 +130,18 @@ def test_soak_200_clients(sd, soak_users):
     time.sleep(2)
     fds_end = wait_fds_at_most(worker, fds_base + 4, timeout=30)
     _, rss_end = proc_stats(worker)
-    (fd10, rss10), (fd90, rss90) = windows
+    (fd10, rss10, n10), (fd90, rss90, n90) = windows
     print("soak: %d clients, %.0f s, %d commands (%.1f/s); fds base %d, early %d, late %d, end %d; "
-          "RSS kB base %d, early %d, late %d, end %d; errors %d; ramp-up %.1f s"
+          "RSS kB base %d, early %d, late %d, end %d; between the windows %d commands, ~%d shells; "
+          "errors %d; ramp-up %.1f s"
           % (CLIENTS, elapsed, counts[0], counts[0] / elapsed, fds_base, fd10, fd90, fds_end,
-             rss_base, rss10, rss90, rss_end, len(errors), ramp))
+             rss_base, rss10, rss90, rss_end, n90 - n10, (n90 - n10) // 10, len(errors), ramp))
     assert hung == 0, "%d clients did not finish" % hung
     assert not errors, "%d errors: %s" % (len(errors), errors[:8])
     assert all_up == CLIENTS, "only %d of %d clients had run a command after %.0f s" % (all_up, CLIENTS, ramp)
     assert counts[0] >= CLIENTS, "only %d commands in %.0f s" % (counts[0], elapsed)
     assert rss90 < rss10 * 1.2, "worker RSS grew from %d kB to %d kB during the run" % (rss10, rss90)
-    assert fd90 <= fd10 + max(30, fd10 * 15 // 100), "worker fds at least %d early, %d late" % (fd10, fd90)
+    assert fd90 <= fd10 + CLIENTS // 2, "worker fds at least %d early, %d late" % (fd10, fd90)
     assert fds_end <= fds_base + 4, "worker fds %d after the clients finished, %d before" % (fds_end, fds_base)
     for u in soak_users:
         assert not pgrep(u.name, "echo"), "left-over processes of %s" % u.name
