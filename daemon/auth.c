@@ -225,7 +225,8 @@ static void basic_unqueue(struct http_req *r, void *data)
 void auth_password_settled(void)
 {
 	pending_auth--;
-	if (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
+	/* A loop: a waiter whose header turns out malformed is answered without a check. */
+	while (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
 		struct basic_ctx *bc = waiting;
 		const char *hdr = bc->hdr;
 
@@ -258,7 +259,7 @@ static void auth_basic(struct http_req *r, const char *hdr)
 		wsman_handle(r);
 		return;
 	}
-	if (pending_auth < HTTP_UNAUTH_PENDING_MAX) {
+	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting) {
 		basic_send(bc, hdr);
 		return;
 	}

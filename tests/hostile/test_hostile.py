@@ -1305,6 +1305,48 @@ def test_wrong_password_storm_past_pending_limit(t):
     assert_serving(t.d, t.admin, t.worker)
 
 
+def test_login_queue_full_is_503(winrmd, users):
+    """Past HTTP_UNAUTH_PENDING_MAX (64) checks at the monitor and
+    HTTP_AUTH_QUEUE_MAX (1024) waiting in the worker, a login is answered 503
+    at once; the daemon then stops cleanly with a full queue."""
+    import resource
+    import select
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    d = winrmd(service={"MaxConnections": "2000", "MaxConnectionsPerIP": "2000",
+                        "AllowUnencrypted": "true"})
+    worker = d.worker_pid()
+    body = config_get_envelope()[0].encode()
+    n = 64 + 1024 + 100
+    socks, status = [], {}
+    try:
+        for i in range(n):
+            s = connect(d, tls=False)
+            s.sendall(head(d, {"Content-Type": SOAP_CONTENT_TYPE, "Content-Length": str(len(body)),
+                               "Authorization": basic_header("wrhq%d" % i, "x")}, tls=False) + body)
+            socks.append(s)
+        # 503s come at once; failed checks are answered 2 s after they started.
+        poller, by_fd = select.poll(), {s.fileno(): s for s in socks}
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            for fd, _ in poller.poll(200):
+                poller.unregister(fd)
+                status[fd] = read_status(by_fd[fd])
+        got = list(status.values())
+        n401, n503 = got.count(401), got.count(503)
+        print("login queue: %d answered 503 at once, %d 401 within 3 s" % (n503, n401))
+        assert n401 + n503 == len(got), got
+        # Each 401 freed a slot that a later login could take instead of a 503.
+        assert 0 < n503 <= n - 64 - 1024 + n401, (n401, n503)
+        assert d.worker_pid() == worker
+        assert "auth-busy" in d.log()
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_slowloris(t):
     """100 connections (half TLS) send their headers one byte a second for 20 s;
     legitimate requests are served all along; nothing is left afterwards."""
