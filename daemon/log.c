@@ -35,6 +35,13 @@ void log_open(const char *ident, bool to_stderr)
 		log_stderr = true;
 }
 
+/* For a child that closed descriptors it did not know: sd-journal's cached socket may be gone. */
+void log_stderr_only(void)
+{
+	log_journal = false;
+	log_stderr = true;
+}
+
 void log_set_debug(bool on) { log_dbg = on; }
 bool log_debug_enabled(void) { return log_dbg; }
 

@@ -13,6 +13,7 @@
 #include <syslog.h>
 
 void log_open(const char *ident, bool to_stderr);
+void log_stderr_only(void);
 void log_set_debug(bool on);
 bool log_debug_enabled(void);
 

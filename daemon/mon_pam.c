@@ -194,6 +194,7 @@ static _Noreturn void pam_job_child(int fd, const char *service, const char *use
 	if (dup2(fd, 3) < 0)
 		_exit(1);
 	close_range(4, ~0U, 0);
+	log_stderr_only();
 	r = mon_pam_authenticate(service, user, password, remote, &canon);
 	if (r == 0 && strlen(canon) >= AUTH_MAX_USER)
 		r = -EIO;
