@@ -8,6 +8,7 @@
  * request is fatal to the channel: the worker is killed and restarted.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -179,6 +180,61 @@ static void child_add(pid_t pid, struct mon_session *s)
 		M.children = xrealloc(M.children, M.cap_children * sizeof *M.children);
 	}
 	M.children[M.n_children++] = (struct mon_child){ pid, s };
+}
+
+/*
+ * The processes of a WinRS shell, as MaxProcessesPerShell counts them: its
+ * running commands and everything they started that stayed in their
+ * sessions (each command is a session leader, so the session id is its
+ * pid). Windows counts the shell's job object; without a cgroup per shell
+ * this is the closest Linux view, and it is taken only when a command is
+ * about to start beside others.
+ */
+static unsigned session_processes(const struct mon_session *s)
+{
+	pid_t *leaders;
+	size_t n = 0;
+	unsigned count = 0;
+	DIR *d;
+	struct dirent *e;
+
+	if (s->nchildren == 0)
+		return 0;
+	leaders = xcalloc(s->nchildren, sizeof *leaders);
+	for (size_t i = 0; i < M.n_children && n < s->nchildren; i++)
+		if (M.children[i].s == s)
+			leaders[n++] = M.children[i].pid;
+	d = opendir("/proc");
+	while (d && (e = readdir(d))) {
+		char path[64], stat[512], *p;
+		ssize_t len;
+		int fd, sid;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, stat, sizeof stat - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		stat[len] = '\0';
+		/* The command name may hold anything; the fields resume after the last ')'. */
+		p = strrchr(stat, ')');
+		if (!p || sscanf(p + 1, " %*c %*d %*d %d", &sid) != 1)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (sid == leaders[i]) {
+				count++;
+				break;
+			}
+	}
+	if (d)
+		closedir(d);
+	free(leaders);
+	return MAX(count, (unsigned)n);
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -689,6 +745,9 @@ static void h_spawn(struct ipc_msg *m)
 	} else if (!(flags & IPC_SPAWN_RUNSPACE) && s->command) {
 		/* A session configuration runs its own program and nothing else. */
 		r = -EPERM;
+	} else if (!(flags & IPC_SPAWN_RUNSPACE) &&
+	    session_processes(s) >= M.conf.winrs.max_procs_per_shell) {
+		r = -EUSERS;
 	} else if (flags & IPC_SPAWN_RUNSPACE) {
 		char *rargv[SPAWN_MAX_ARGS + 1];
 		char *words = xstrdup(s->command), *save = NULL;

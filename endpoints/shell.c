@@ -993,7 +993,14 @@ static void on_spawn_result(void *data, struct ipc_msg *m)
 		if (!ipc_end(m))
 			return;
 		command_free(cmd);
-		wsman_fault(c, SF_PROCESS_FAILED, "The command could not be started. ");
+		if (result == -EUSERS) {
+			char why[160];
+			snprintf(why, sizeof why, "The shell has reached its MaxProcessesPerShell quota of "
+			    "%llu processes. ", (unsigned long long)NET.conf.winrs.max_procs_per_shell);
+			wsman_fault(c, SF_PROCESS_FAILED, why);
+		} else {
+			wsman_fault(c, SF_PROCESS_FAILED, "The command could not be started. ");
+		}
 		return;
 	}
 	for (int i = 0; i < 3; i++)
@@ -1039,11 +1046,6 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
 	if (!command_id_choose(c, sh, cid, id))
 		return;
-	if (count_running(sh) >= NET.conf.winrs.max_procs_per_shell) {
-		wsman_fault(c, SF_PROCESS_FAILED,
-		    "The shell has reached its MaxProcessesPerShell quota of running commands. ");
-		return;
-	}
 	if (count_user_running(c->uid) >= NET.conf.service.max_ops_per_user) {
 		char lim[24];
 		snprintf(lim, sizeof lim, "%llu", NET.conf.service.max_ops_per_user);

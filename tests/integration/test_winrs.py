@@ -54,6 +54,7 @@ STATE_DONE = ACT_SHELL + "CommandState/Done"
 ERROR_SHELL_NOT_FOUND = 2150858843
 ERROR_OPERATION_TIMEOUT = 2150858793
 ERROR_QUOTA_SHELLS = 2150859173
+ERROR_PROCESS_FAILED = 2150858883
 ERROR_COMMAND_ID_CONFLICT = 2150859222
 ERROR_COMMAND_ID_INVALID = 2150859220
 
@@ -492,6 +493,33 @@ def test_max_shells_per_user(winrmd, users):
     s3 = p.open_shell()
     p.close_shell(s3)
     p.close_shell(s1)
+
+
+def test_max_processes_per_shell_counts_what_commands_start(winrmd, users):
+    """MaxProcessesPerShell counts the shell's processes, not its commands:
+    one command that started two more fills a quota of 3."""
+    d = winrmd(winrs={"MaxProcessesPerShell": "3"})
+    p = protocol(d, users.admin)
+    sid = p.open_shell()
+
+    def sleepers():
+        out = subprocess.run(["pgrep", "-u", users.admin.name, "-f", "^sleep 41"],
+                             capture_output=True, text=True).stdout
+        return len(out.split())
+
+    busy = p.run_command(sid, "sleep 41 & sleep 41 & wait")
+    assert wait_for(lambda: sleepers() == 2, 10), "the two sleeps did not start"
+    with pytest.raises(WinRMError) as ei:
+        p.run_command(sid, "echo refused")
+    assert ei.value.wsman_fault_code == ERROR_PROCESS_FAILED, str(ei.value)
+    assert "MaxProcessesPerShell quota of 3 processes" in ei.value.response, ei.value.response
+    # Terminating the command (its process group) frees the quota.
+    p.cleanup_command(sid, busy)
+    assert wait_for(lambda: sleepers() == 0, 10)
+    cid = p.run_command(sid, "echo again")
+    assert p.get_command_output(sid, cid) == (b"again\n", b"", 0)
+    p.cleanup_command(sid, cid)
+    p.close_shell(sid)
 
 
 # =========================================================================== identity and environment
