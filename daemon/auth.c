@@ -152,13 +152,11 @@ void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v)
 struct basic_ctx {
 	struct http_req *r;
 	unsigned char hash[32];
-	const char *hdr;                /* while queued: the request's own header */
+	const char *hdr;                /* the request's own header, valid while r lives */
 	struct basic_ctx *next;
 };
 static struct basic_ctx *waiting, **waiting_tail = &waiting;
 static unsigned n_waiting;
-
-static void basic_send(struct basic_ctx *bc, const char *hdr);
 
 static void on_auth_result(void *data, struct ipc_msg *m)
 {
@@ -205,86 +203,33 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 	free(bc);
 }
 
-static void basic_unqueue(struct http_req *r, void *data)
+static void waiting_remove(struct basic_ctx *bc)
 {
-	struct basic_ctx *bc = data;
-	(void)r;
-
 	for (struct basic_ctx **pp = &waiting; *pp; pp = &(*pp)->next)
 		if (*pp == bc) {
 			*pp = bc->next;
 			if (!*pp)
 				waiting_tail = pp;
 			n_waiting--;
-			break;
+			return;
 		}
-	free(bc);
 }
 
-/* A password check came back, or its request went away and the answer was dropped. */
-void auth_password_settled(void)
+static void basic_unqueue(struct http_req *r, void *data)
 {
-	pending_auth--;
-	/* A loop: a waiter whose header turns out malformed is answered without a check. */
-	while (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
-		struct basic_ctx *bc = waiting;
-		const char *hdr = bc->hdr;
-
-		waiting = bc->next;
-		if (!waiting)
-			waiting_tail = &waiting;
-		n_waiting--;
-		bc->r->cancel = NULL;
-		bc->r->cancel_data = NULL;
-		basic_send(bc, hdr);
-	}
+	(void)r;
+	waiting_remove(data);
+	free(data);
 }
 
-static void auth_basic(struct http_req *r, const char *hdr)
-{
-	struct basic_ctx *bc;
-
-	r->scheme = "Basic";
-	if (!basic_allowed(r)) {
-		reject(r, NET.conf.auth.basic ? "basic-needs-https" : "basic-disabled");
-		return;
-	}
-	bc = xcalloc(1, sizeof *bc);
-	bc->r = r;
-	hash_header(hdr, bc->hash);
-	if (r->conn->have_basic && ct_equal(bc->hash, r->conn->basic_hash, sizeof bc->hash)) {
-		free(bc);
-		r->user = r->conn->user;
-		r->authenticated = true;
-		wsman_handle(r);
-		return;
-	}
-	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting) {
-		basic_send(bc, hdr);
-		return;
-	}
-	if (n_waiting >= HTTP_AUTH_QUEUE_MAX) {
-		free(bc);
-		snprintf(r->result, sizeof r->result, "auth-busy");
-		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
-		return;
-	}
-	bc->hdr = hdr;
-	*waiting_tail = bc;
-	waiting_tail = &bc->next;
-	n_waiting++;
-	r->cancel = basic_unqueue;
-	r->cancel_data = bc;
-}
-
-static void basic_send(struct basic_ctx *bc, const char *hdr)
+/* Sends bc's credentials to the monitor (or rejects a malformed header). */
+static void basic_send(struct basic_ctx *bc)
 {
 	struct http_req *r = bc->r;
 	struct ipc_out o;
 	char *user, *pass;
 
-	bc->hdr = NULL;
-	if (auth_basic_parse(hdr, &user, &pass) < 0) {
+	if (auth_basic_parse(bc->hdr, &user, &pass) < 0) {
 		free(bc);
 		reject(r, "malformed-authorization");
 		return;
@@ -303,6 +248,58 @@ static void basic_send(struct basic_ctx *bc, const char *hdr)
 	free_secret_str(pass);
 	pending_auth++;
 	r->call = net_call(&o, on_auth_result, bc);
+}
+
+/* A password check came back, or its request went away and the answer was dropped. */
+void auth_password_settled(void)
+{
+	pending_auth--;
+	/* A loop: a waiter whose header turns out malformed is answered without a check. */
+	while (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
+		struct basic_ctx *bc = waiting;
+
+		waiting_remove(bc);
+		bc->r->cancel = NULL;
+		bc->r->cancel_data = NULL;
+		basic_send(bc);
+	}
+}
+
+static void auth_basic(struct http_req *r, const char *hdr)
+{
+	struct basic_ctx *bc;
+
+	r->scheme = "Basic";
+	if (!basic_allowed(r)) {
+		reject(r, NET.conf.auth.basic ? "basic-needs-https" : "basic-disabled");
+		return;
+	}
+	bc = xcalloc(1, sizeof *bc);
+	bc->r = r;
+	bc->hdr = hdr;
+	hash_header(hdr, bc->hash);
+	if (r->conn->have_basic && ct_equal(bc->hash, r->conn->basic_hash, sizeof bc->hash)) {
+		free(bc);
+		r->user = r->conn->user;
+		r->authenticated = true;
+		wsman_handle(r);
+		return;
+	}
+	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting) {
+		basic_send(bc);
+		return;
+	}
+	if (n_waiting >= HTTP_AUTH_QUEUE_MAX) {
+		free(bc);
+		snprintf(r->result, sizeof r->result, "auth-busy");
+		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
+		return;
+	}
+	*waiting_tail = bc;
+	waiting_tail = &bc->next;
+	n_waiting++;
+	r->cancel = basic_unqueue;
+	r->cancel_data = bc;
 }
 
 #define CERT_AUTH "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"

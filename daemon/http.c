@@ -338,6 +338,20 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 	return MHD_YES;
 }
 
+/* Whoever waits on r (a monitor call, a long-poll, the login queue) lets go of it. */
+static void detach_waiters(struct http_req *r)
+{
+	http_cancel_fn fn = r->cancel;
+
+	if (r->call) {
+		net_call_cancel(r->call);
+		r->call = 0;
+	}
+	r->cancel = NULL;
+	if (fn)
+		fn(r, r->cancel_data);
+}
+
 static void request_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
     enum MHD_RequestTerminationCode toe)
 {
@@ -346,10 +360,10 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
 
 	if (!r)
 		return;
-	if (r->call)
+	if (!r->answered)
+		detach_waiters(r);
+	else if (r->call)
 		net_call_cancel(r->call);
-	if (!r->answered && r->cancel)
-		r->cancel(r, r->cancel_data);
 	buf_free_secret(&r->body);
 	buf_free(&r->out);
 	free(r->www_auth);
@@ -507,16 +521,7 @@ void http_listener_stop(struct net_listener *l)
 		next = r->next_suspended;
 		if (r->conn->l != l)
 			continue;
-		/* Whoever waits on r (a monitor call, a long-poll, the login queue) lets go first. */
-		if (r->call) {
-			net_call_cancel(r->call);
-			r->call = 0;
-		}
-		if (r->cancel) {
-			http_cancel_fn fn = r->cancel;
-			r->cancel = NULL;
-			fn(r, r->cancel_data);
-		}
+		detach_waiters(r);
 		http_respond_empty(r, MHD_HTTP_SERVICE_UNAVAILABLE);
 	}
 	MHD_run(l->d);

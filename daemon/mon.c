@@ -385,6 +385,13 @@ struct auth_job {
 	struct mon_pam_job *pam;
 };
 
+static void auth_job_free(struct auth_job *j)
+{
+	free(j->user);
+	free(j->remote);
+	free(j);
+}
+
 static void auth_job_unlink(struct auth_job *j)
 {
 	for (struct auth_job **pp = &M.auth_jobs; *pp; pp = &(*pp)->next)
@@ -393,9 +400,7 @@ static void auth_job_unlink(struct auth_job *j)
 			M.n_auth_jobs--;
 			break;
 		}
-	free(j->user);
-	free(j->remote);
-	free(j);
+	auth_job_free(j);
 }
 
 static void auth_jobs_cancel(void)
@@ -455,9 +460,7 @@ static void h_auth_password(struct ipc_msg *m)
 	if (r < 0) {
 		log_err("cannot start the password check of %s: %s", user, strerror(-r));
 		auth_reply(req, IPC_AUTH_ERROR, NULL);
-		free(j->user);
-		free(j->remote);
-		free(j);
+		auth_job_free(j);
 		return;
 	}
 	j->next = M.auth_jobs;

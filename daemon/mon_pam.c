@@ -160,15 +160,14 @@ static int pam_job_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 		if (result == 0) {
 			size_t ul = j->len - sizeof result;
 			canon = ul > 0 && ul < AUTH_MAX_USER ? strndup((char *)j->buf + sizeof result, ul) : NULL;
-			if (!canon || strlen(canon) != ul)
+			if (!canon || strlen(canon) != ul) {     /* empty, too long, or a NUL inside */
+				free(canon);
+				canon = NULL;
 				result = -EIO;
+			}
 		} else if (result != -EPERM && result != -EACCES) {
 			result = -EIO;
 		}
-	}
-	if (result != 0) {
-		free(canon);
-		canon = NULL;
 	}
 	if (j->len < sizeof result)
 		log_err("the password check of child %d ended without an answer", (int)j->pid);

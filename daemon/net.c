@@ -53,17 +53,15 @@ uint32_t net_call_prepare(struct ipc_out *o, uint32_t type)
 uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx)
 {
 	struct net_call *c = xcalloc(1, sizeof *c);
-	uint32_t id;
 
 	memcpy(&c->type, o->b.data, 4);   /* written by net_call_prepare */
-	memcpy(&id, o->b.data + 4, 4);
-	c->id = id;
+	memcpy(&c->id, o->b.data + 4, 4);
 	c->fn = fn;
 	c->ctx = ctx;
 	c->next = calls;
 	calls = c;
 	net_send(o);
-	return id;
+	return c->id;       /* replies are only read from the event loop: c is still here */
 }
 
 void net_call_cancel(uint32_t id)

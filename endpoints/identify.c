@@ -55,7 +55,7 @@ static void build(struct soap_reply *r, bool https, bool authenticated)
  */
 void ep_identify(struct wsman_call *c, bool authenticated)
 {
-	static struct {
+	static struct cached {
 		struct buf env;
 		unsigned gen;
 		bool built;
@@ -63,20 +63,21 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 	struct soap_reply r;
 	struct buf out;
 	int https = !!c->https, auth = !!authenticated;
+	struct cached *e = &cache[https][auth];
 
-	if (!cache[https][auth].built || cache[https][auth].gen != NET.conf_gen) {
-		buf_free(&cache[https][auth].env);
-		buf_init(&cache[https][auth].env, 0);
+	if (!e->built || e->gen != NET.conf_gen) {
+		buf_free(&e->env);
+		buf_init(&e->env, 0);
 		build(&r, https, auth);
-		if (soap_reply_end(&r, &cache[https][auth].env) < 0) {
-			cache[https][auth].built = false;
+		if (soap_reply_end(&r, &e->env) < 0) {
+			e->built = false;
 			wsman_fault(c, SF_INTERNAL_ERROR, "The reply could not be built. ");
 			return;
 		}
-		cache[https][auth].gen = NET.conf_gen;
-		cache[https][auth].built = true;
+		e->gen = NET.conf_gen;
+		e->built = true;
 	}
 	buf_init(&out, 0);
-	buf_append(&out, cache[https][auth].env.data, cache[https][auth].env.len);
+	buf_append(&out, e->env.data, e->env.len);
 	wsman_reply_buf(c, &out);
 }
