@@ -70,22 +70,18 @@ unit: $(BUILD)/unit
 check-clang:
 	$(MAKE) --no-print-directory CC=clang BUILD=build-clang build-clang/winrmd
 
-# Everything: unit tests, both compilers, a short fuzz pass, the integration
-# suite against the normal build, then again against an ASan+UBSan build.
+# Everything: both compilers, then tests/check.sh: unit tests, a short fuzz
+# pass, and every suite this machine can run (core, pypi, pwsh; tests/deps.sh
+# decides and says why), against the normal build and an ASan+UBSan build.
 check: check-deps all check-clang
-	$(BUILD)/unit
-ifneq ($(SANITIZE),1)
-	$(MAKE) --no-print-directory fuzz-short
-	sh tests/integration/run.sh $(BUILD)
-	$(MAKE) --no-print-directory SANITIZE=1 check-san
-else
-	sh tests/integration/run.sh $(BUILD)
-endif
+	sh tests/check.sh
 
-# The integration suite against the sanitizer build (called by check).
-check-san: all
-	$(BUILD)/unit
-	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=40 sh tests/integration/run.sh $(BUILD)
+# One suite against the sanitizer build: make check-san [SUITE=core].
+SUITE ?= core
+check-san:
+	$(MAKE) --no-print-directory SANITIZE=1 all
+	build-san/unit
+	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=40 sh tests/integration/run.sh build-san $(SUITE)
 
 clean:
 	rm -rf build build-clang build-san

@@ -35,9 +35,39 @@ DEBIAN_PAM = """\
 """
 
 
+# --------------------------------------------------------------------------- suites
+#
+# make check runs up to three suites (tests/suites.sh decides which, from what
+# the machine can install, and says why):
+#   core  - every machine: clients from Debian only (python3-winrm 0.3,
+#           requests-ntlm/ntlm-auth, requests-kerberos, gssapi, Go masterzen/winrm
+#           in GOPATH mode, raw SOAP), run by Debian's python3
+#   pypi  - where PyPI is reachable: tests marked `pypi` (pypsrp, pyspnego,
+#           psrpcore and its stand-in runspace, pywinrm latest), run by build/venv
+#   pwsh  - where NuGet is reachable: real pwsh runspaces (tests/pwsh)
+# WINRMD_SUITE names the one being run; tests of other suites are deselected
+# (not skipped), and the runner prints their count and the reason.
+SUITE_MARKS = ("pypi",)
+
+
 def pytest_configure(config):
     # The test daemon uses a fresh self-signed certificate; every client skips verification.
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
+    config.addinivalue_line("markers", "pypi: needs a client from PyPI (pypsrp, pyspnego, psrpcore)")
+
+
+def pytest_collection_modifyitems(config, items):
+    suite = os.environ.get("WINRMD_SUITE")
+    if not suite:
+        return
+    keep, drop = [], []
+    for item in items:
+        marks = {m for m in SUITE_MARKS if item.get_closest_marker(m)}
+        mine = (suite in marks) if suite in SUITE_MARKS else not marks
+        (keep if mine else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", autouse=True)

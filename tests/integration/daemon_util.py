@@ -44,6 +44,16 @@ def remove_user(u):
     subprocess.run(["userdel", "-r", u.name], capture_output=True)
 
 
+def daemon_env():
+    """The daemon's environment: the test runner's, less what is meant for the
+    test clients only (OPENSSL_CONF loads OpenSSL's legacy provider so that
+    pywinrm 0.3 and ntlm-auth can compute MD4; the daemon must not get it)."""
+    return {k: v for k, v in os.environ.items() if k not in CLIENT_ONLY_ENV}
+
+
+CLIENT_ONLY_ENV = ("OPENSSL_CONF", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -82,7 +92,8 @@ class Daemon:
         self._logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen([WINRMD, "-d", "-f", self.conf_path],
                                      stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=self._logf, start_new_session=True)
+                                     stderr=self._logf, start_new_session=True,
+                                     env=daemon_env())
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:

@@ -1,5 +1,6 @@
 """The masterzen/winrm (Go) test client: build it once per module, run it
-against a daemon and read what it printed (see go/main.go)."""
+against a daemon and read what it printed (see go/main.go).  The same main.go
+builds against Debian's masterzen/winrm (2020) and the module proxy's."""
 import base64
 import os
 import shutil
@@ -18,14 +19,31 @@ def clean_env(**extra):
     return env
 
 
-def build(tmp_path_factory):
+# Debian's golang-github-masterzen-winrm-dev and its dependencies live here.
+DEBIAN_GOPATH = "/usr/share/gocode"
+
+
+def build(tmp_path_factory, source="debian"):
+    """Build go/main.go against masterzen/winrm from `source`: "debian" (the
+    core suite: Debian's package, GOPATH mode, no network) or "proxy" (the
+    pypi suite: the version go.mod pins, from the Go module proxy)."""
     go = shutil.which("go") or "/usr/local/go/bin/go"
     assert os.access(go, os.X_OK), "go is not installed"
     out = str(tmp_path_factory.mktemp("go") / "winrmd-gotest")
-    p = subprocess.run([go, "build", "-o", out, "."], cwd=os.path.join(HERE, "go"),
-                       capture_output=True, text=True, timeout=600,
-                       env=clean_env(GOFLAGS="-buildvcs=false -mod=readonly"))
-    assert p.returncode == 0, "go build failed:\n" + p.stderr
+    if source == "debian":
+        # GOPATH mode wants the package inside a GOPATH; a fresh one per build
+        # holds only our main.go and finds everything else in Debian's.
+        gopath = tmp_path_factory.mktemp("gopath")
+        src = gopath / "src" / "winrmd-gotest"
+        src.mkdir(parents=True)
+        shutil.copy(os.path.join(HERE, "go", "main.go"), str(src))
+        cwd, env = str(src), clean_env(GO111MODULE="off", GOFLAGS="",
+                                       GOPATH="%s:%s" % (gopath, DEBIAN_GOPATH))
+    else:
+        cwd, env = os.path.join(HERE, "go"), clean_env(GOFLAGS="-buildvcs=false -mod=readonly")
+    p = subprocess.run([go, "build", "-o", out, "."], cwd=cwd, capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert p.returncode == 0, "go build (%s) failed:\n%s" % (source, p.stderr)
     return out
 
 

@@ -1,9 +1,12 @@
 """Client-side NTLM / WinRM message encryption helpers for test_auth_ntlm.py.
 
 A `WireConn` is one persistent HTTP(S) connection (http.client, never
-silently reopened) on which the tests run an NTLM or SPNEGO/NTLM handshake
-with pyspnego, exactly as pywinrm/pypsrp do, and then send sealed
-(multipart/encrypted) or plaintext SOAP.  Everything the daemon sends back
+silently reopened) on which the tests run an NTLM or SPNEGO/NTLM handshake,
+exactly as pywinrm/pypsrp do, and then send sealed (multipart/encrypted) or
+plaintext SOAP.  Raw NTLMSSP (protocol='ntlm') uses Debian's ntlm-auth, the
+library under pywinrm 0.3's NTLM transport; SPNEGO-wrapped NTLM
+(protocol='negotiate') needs pyspnego from PyPI, so those tests carry the
+`pypi` mark.  Everything the daemon sends back
 is kept verbatim (all WWW-Authenticate values separately, the raw body), so
 the tests can check the wire format byte for byte.
 """
@@ -12,8 +15,8 @@ import base64
 import re
 import subprocess
 
-import spnego
-from spnego.channel_bindings import GssChannelBindings
+from ntlm_auth.gss_channel_bindings import GssChannelBindingsStruct
+from ntlm_auth.ntlm import NtlmContext
 
 # cert_der and frame are part of this module's interface for the tests.
 from wire_util import RawConn, cert_der, enc_content_type, frame, split_sealed, tls_server_end_point_data  # noqa: F401
@@ -41,15 +44,54 @@ def ntlm_list(conf_path):
 
 
 def tls_server_end_point(der):
-    """RFC 5929 tls-server-end-point channel bindings for a certificate."""
-    return GssChannelBindings(application_data=tls_server_end_point_data(der))
+    """RFC 5929 tls-server-end-point channel bindings for a certificate, as
+    application data (make_ctx wraps it for the library in use)."""
+    return tls_server_end_point_data(der)
+
+
+class NtlmAuthCtx:
+    """Debian's ntlm-auth NtlmContext behind the few calls the tests make of a
+    pyspnego context: step(), complete, wrap_winrm(), unwrap_winrm().
+    NTLMv2 (compatibility level 3), as pywinrm 0.3 sends it."""
+
+    def __init__(self, user, password, cbt):
+        bindings = None
+        if cbt is not None:
+            bindings = GssChannelBindingsStruct()
+            bindings[GssChannelBindingsStruct.APPLICATION_DATA] = cbt
+        self._ctx = NtlmContext(user, password, domain="", workstation="", cbt_data=bindings,
+                                ntlm_compatibility=3)
+
+    @property
+    def complete(self):
+        return self._ctx.complete
+
+    def step(self, token=None):
+        return self._ctx.step(token)
+
+    def wrap_winrm(self, data):
+        w = self._ctx.wrap(data)
+        return _Wrapped(w[:16], w[16:])
+
+    def unwrap_winrm(self, header, data):
+        return self._ctx.unwrap(header + data)
+
+
+class _Wrapped:
+    def __init__(self, header, data):
+        self.header, self.data = header, data
 
 
 def make_ctx(user, password, protocol="ntlm", cbt=None):
-    """A pyspnego client context as pypsrp builds it (wrapping_winrm)."""
+    """A client context: ntlm-auth for raw NTLMSSP, pyspnego for SPNEGO (as
+    pypsrp builds it, wrapping_winrm)."""
+    if protocol == "ntlm":
+        return NtlmAuthCtx(user, password, cbt)
+    import spnego  # PyPI only: callers are tests marked `pypi`
+    from spnego.channel_bindings import GssChannelBindings
     return spnego.client(user, password, hostname="127.0.0.1", service="HTTP",
-                         channel_bindings=cbt, protocol=protocol,
-                         options=spnego.NegotiateOptions.wrapping_winrm)
+                         channel_bindings=None if cbt is None else GssChannelBindings(application_data=cbt),
+                         protocol=protocol, options=spnego.NegotiateOptions.wrapping_winrm)
 
 
 def seal(ctx, soap, tab=True):

@@ -9,17 +9,17 @@ conftest users admin (allowed), plain (outside AllowedGroups) and expired
 with kinit into file caches; KRB5_CONFIG / KRB5CCNAME point at them for the
 duration of this module (the daemons inherit KRB5_CONFIG when started).
 
-Clients: pywinrm 0.5 transport='kerberos' (pykerberos: raw krb5 under
-Negotiate, mutual authentication REQUIRED), pypsrp auth='kerberos' and
-'negotiate' (pyspnego/gssapi), a pypsrp RunspacePool, and python-gssapi
-driven by hand on one http.client connection (krb_wire.py) for the wire
-details: the mutual-authentication token, sealing, tampering, corrupted
-tokens and channel bindings.
+Clients: pywinrm transport='kerberos' (requests-kerberos/pykerberos: raw krb5
+under Negotiate, mutual authentication REQUIRED; Debian's 0.3 in the core
+suite), and python-gssapi driven by hand on one http.client connection
+(krb_wire.py) for the wire details: the mutual-authentication token, sealing,
+tampering, corrupted tokens and channel bindings.  The pypi suite adds pypsrp
+auth='kerberos' and 'negotiate' (pyspnego/gssapi) and a pypsrp RunspacePool.
 
 Clients connect to the host name `localhost` (the service principal is
 HTTP/localhost).
 
-Run as root:  build/venv/bin/pytest -q tests/integration/test_auth_kerberos.py
+Run as root:  make check (or tests/integration/run.sh build core)
 """
 import base64
 import http.client
@@ -34,10 +34,13 @@ from types import SimpleNamespace
 
 import pytest
 import winrm
-from pypsrp.client import Client
-from pypsrp.exceptions import AuthenticationError
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.wsman import WSMan
+try:
+    from pypsrp.client import Client
+    from pypsrp.exceptions import AuthenticationError
+    from pypsrp.powershell import PowerShell, RunspacePool
+    from pypsrp.wsman import WSMan
+except ImportError:  # only tests marked `pypi` use them; they run where PyPI is reachable
+    Client = AuthenticationError = PowerShell = RunspacePool = WSMan = None
 
 from daemon_util import Daemon, stop_and_check
 from krb_kdc import KDC, REALM, SERVICE_PRINCIPALS
@@ -45,8 +48,8 @@ from krb_wire import (KERBEROS_PROTOCOL, SPNEGO_PROTOCOL, KrbConn, cert_der, enc
                       seal, tls_server_end_point, unseal)
 from psrp_util import call_with_timeout, session_conf, write_sessions
 from wsman_util import (ERROR_ACCESS_DENIED, NS, RESOURCE_CMD_SHELL, config_get_envelope,
-                        config_value, envelope, fault_code, log_records, parse, relates_to,
-                        shell_create_envelope, wait_for)
+                        config_value, envelope, fault_code, log_records, parse, pywinrm_fault,
+                        relates_to, shell_create_envelope, wait_for)
 
 ACT_DELETE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
 PSRP_CONFIG = "Test.Runspace"
@@ -216,6 +219,11 @@ def post_or_closed(c, *a, **kw):
 
 # =========================================================================== real clients
 
+# Kerberos sealing in pywinrm needs pykerberos 1.2 (authGSSWinRMEncryptMessage);
+# Debian's 1.1.14 has neither it nor channel bindings, so pywinrm 0.3 cannot
+# seal over HTTP nor log in under CbtHardeningLevel = Strict.  krb_wire.py's
+# python-gssapi tests prove both in the core suite.
+@pytest.mark.pypi
 def test_pywinrm_kerberos_http_is_sealed(kd, realm):
     start = len(kd.log())
     s = pywinrm_session(kd, https=False)
@@ -238,6 +246,7 @@ def test_pywinrm_kerberos_https(kd, realm):
 
 
 @pytest.mark.parametrize("auth", ["kerberos", "negotiate"])
+@pytest.mark.pypi
 def test_pypsrp_http_encrypted(kd, realm, auth):
     start = len(kd.log())
     with pypsrp_client(kd, realm, auth, https=False, encryption="always") as c:
@@ -248,6 +257,7 @@ def test_pypsrp_http_encrypted(kd, realm, auth):
 
 @pytest.mark.parametrize("encryption", ["never", "always"])
 @pytest.mark.parametrize("auth", ["kerberos", "negotiate"])
+@pytest.mark.pypi
 def test_pypsrp_https(kd, realm, auth, encryption):
     start = len(kd.log())
     with pypsrp_client(kd, realm, auth, https=True, encryption=encryption) as c:
@@ -257,6 +267,7 @@ def test_pypsrp_https(kd, realm, auth, encryption):
 
 
 @pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+@pytest.mark.pypi
 def test_pypsrp_runspace_pool(kd, realm, https):
     wsman = WSMan("localhost", port=kd.https_port if https else kd.http_port, ssl=https,
                   username=realm.admin_principal, auth="kerberos", cert_validation=False,
@@ -296,9 +307,13 @@ def test_pywinrm_requires_mutual_auth_and_gets_it(kd, realm):
     """pywinrm's vendored requests_kerberos runs with mutual_authentication=
     REQUIRED and raises MutualAuthenticationError if the final answer lacks
     the AP-REP; a successful command proves the daemon sent it."""
-    from winrm.vendor.requests_kerberos import REQUIRED
-    s = pywinrm_session(kd, https=False)
-    auth = s.protocol.transport.build_session().auth
+    try:
+        from winrm.vendor.requests_kerberos import REQUIRED   # pywinrm 0.4+
+    except ImportError:
+        from requests_kerberos import REQUIRED               # Debian's 0.3 uses the package
+    s = pywinrm_session(kd, https=True)
+    transport = s.protocol.transport
+    auth = (transport.build_session() or transport.session).auth   # 0.3 returns None, sets .session
     assert auth.mutual_authentication == REQUIRED
     r = s.run_cmd("echo mutual")
     assert r.std_out == b"mutual\n"
@@ -376,6 +391,7 @@ def test_plaintext_soap_over_http_refused(kd, realm):
     assert not shells_created(kd, realm.admin, start)
 
 
+@pytest.mark.pypi
 def test_pypsrp_http_without_encryption_refused(kd, realm):
     """pypsrp with encryption='never' over HTTP sends plaintext SOAP: refused."""
     start = len(kd.log())
@@ -493,9 +509,10 @@ def test_user_outside_allowed_groups_access_denied(kd, realm, https):
 def test_user_outside_allowed_groups_pywinrm(kd, realm):
     with ccache(realm, "plain"):
         s = pywinrm_session(kd, https=True)
-        with pytest.raises(winrm.exceptions.WSManFaultError) as ei:
+        with pytest.raises(winrm.exceptions.WinRMError) as ei:
             s.run_cmd("echo no")
-    assert ei.value.code == 500 and ei.value.wsman_fault_code == ERROR_ACCESS_DENIED, ei.value
+    status, code, text = pywinrm_fault(ei.value)
+    assert (status, code) == (500, ERROR_ACCESS_DENIED), text
 
 
 def test_expired_account_401(kd, realm):
@@ -610,6 +627,7 @@ def test_cbt_strict_not_checked_over_http(kd_strict, realm):
         login_ok(c, scheme="Kerberos")
 
 
+@pytest.mark.pypi
 @pytest.mark.parametrize("client", ["pywinrm", "pypsrp-kerberos", "pypsrp-negotiate"])
 def test_real_clients_send_cbt_under_strict(kd_strict, realm, client):
     start = len(kd_strict.log())

@@ -299,6 +299,7 @@ def test_config_get_reflects_config_file(winrmd, users):
     assert config_value(root, "Winrs/MaxShellsPerUser") == "7"
 
 
+@pytest.mark.pypi
 def test_pypsrp_update_max_payload_size(daemon, users):
     from pypsrp.wsman import WSMan
     wsman = WSMan("127.0.0.1", port=daemon.https_port, username=users.admin.name,

@@ -307,3 +307,16 @@ def wait_for(pred, timeout, interval=0.1):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def pywinrm_fault(exc):
+    """(HTTP status, WS-Man fault code, text) of a fault pywinrm raised.
+    pywinrm 0.4 and later raise WSManFaultError with the whole response;
+    Debian's 0.3 raises WinRMError whose message holds the fault's Reason and
+    a dict of its codes ('wsmanfault_code', 'http_status_code')."""
+    if hasattr(exc, "wsman_fault_code"):
+        return exc.code, exc.wsman_fault_code, exc.response
+    text = str(exc)
+    code = re.search(r"'wsmanfault_code': '(\d+)'", text)
+    status = re.search(r"'http_status_code': (\d+)", text)
+    return (int(status.group(1)) if status else None, int(code.group(1)) if code else None, text)

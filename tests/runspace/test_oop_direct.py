@@ -19,6 +19,9 @@ from psrpcore.types import HostMethodIdentifier, PSInvocationState, RunspacePool
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oop_client import OOPError, OOPProcess, PsrpClient, pypsrp_pool  # noqa: E402
 
+# pypsrp/psrpcore and the stand-in runspace come from PyPI: the pypi suite.
+pytestmark = pytest.mark.pypi
+
 LINE_RE = re.compile(
     rb"^(<Data Stream='Default' PSGuid='[0-9a-f-]{36}'>[A-Za-z0-9+/=]*</Data>"
     rb"|<(DataAck|CommandAck|SignalAck|CloseAck) PSGuid='[0-9a-f-]{36}' />)$")

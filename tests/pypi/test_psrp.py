@@ -34,6 +34,9 @@ from psrp_util import (ERROR_ACCESS_DENIED, ERROR_WSMAN_INVALID_RESOURCE_URI, RE
                        VENV_PYTHON, Timeout, call_with_timeout, session_conf, write_sessions)
 from wsman_util import pid_alive, wait_for
 
+# pypsrp/psrpcore and the stand-in runspace come from PyPI: the pypi suite.
+pytestmark = pytest.mark.pypi
+
 CONFIG = "Test.Runspace"
 RESOURCE_URI = RESOURCE_PREFIX + CONFIG
 STEP = 60      # generous bound for any single client operation

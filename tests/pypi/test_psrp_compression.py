@@ -19,6 +19,9 @@ from daemon_util import Daemon, stop_and_check
 from psrp_util import RESOURCE_PREFIX, session_conf, write_sessions
 from wsman_util import NS, envelope, post
 
+# pypsrp/psrpcore and the stand-in runspace come from PyPI: the pypi suite.
+pytestmark = pytest.mark.pypi
+
 RSP = NS["rsp"]
 PSH = "http://schemas.microsoft.com/powershell"
 ACT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
