@@ -150,16 +150,17 @@ class RawShell:
         assert sel is not None and sel.text
         return sel.text
 
-    def command_raw(self, shell_id, inner):
+    def command_raw(self, shell_id, inner, no_shell=False):
         body = "<rsp:CommandLine>%s</rsp:CommandLine>" % inner
         return self.post(ACT_COMMAND, body, shell_id,
-                         options={"WINRS_CONSOLEMODE_STDIN": "TRUE", "WINRS_SKIP_CMD_SHELL": "FALSE"})
+                         options={"WINRS_CONSOLEMODE_STDIN": "TRUE",
+                                  "WINRS_SKIP_CMD_SHELL": "TRUE" if no_shell else "FALSE"})
 
-    def command(self, shell_id, command, args=(), inner=None):
+    def command(self, shell_id, command, args=(), inner=None, no_shell=False):
         if inner is None:
             inner = "<rsp:Command>%s</rsp:Command>" % xml_escape(command)
             inner += "".join("<rsp:Arguments>%s</rsp:Arguments>" % xml_escape(a) for a in args)
-        r, mid = self.command_raw(shell_id, inner)
+        r, mid = self.command_raw(shell_id, inner, no_shell=no_shell)
         root = assert_ok(r, mid)
         el = root.find("s:Body/rsp:CommandResponse/rsp:CommandId", NS)
         assert el is not None and el.text, describe(r)
@@ -384,6 +385,72 @@ def test_pypsrp_execute_cmd(wd, shell_users):
         assert (out, err, rc) == ("hello\n", "oops\n", 4)
         out, err, rc = c.execute_cmd('echo "$WRS_PS"', environment={"WRS_PS": "from pypsrp"})
         assert (out, rc) == ("from pypsrp\n", 0), err
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def test_stdin_streaming(wd, shell_users):
+    """The core twin of test_pypsrp_stdin_streaming, in raw SOAP as pypsrp sends it."""
+    raw = RawShell(wd, shell_users.a)
+    sid = raw.create()
+    try:
+        cid = raw.command(sid, "cat")
+        chunks = [("chunk %d " % i).encode() * 50 + b"\n" for i in range(20)]
+        for i, ch in enumerate(chunks):
+            r, mid = raw.send(sid, cid, b64(ch), end="true" if i == len(chunks) - 1 else None)
+            assert_ok(r, mid)
+        assert raw.receive_all(sid, cid) == (b"".join(chunks), b"", 0)
+
+        # WINRS_SKIP_CMD_SHELL=TRUE: Arguments joined, then split cmd.exe-style
+        cid = raw.command(sid, "/bin/sh", ["-c", '"read x; echo got:$x:$#"', "sh"], no_shell=True)
+        assert_ok(*raw.send(sid, cid, b64(b"line one\n"), end="true"))
+        assert raw.receive_all(sid, cid) == (b"got:line one:0\n", b"", 0)
+
+        # with the shell, the joined line goes to /bin/sh -c: quoting is sh's
+        cid = raw.command(sid, "printf", ["'%s|'", "a", "'b c'"])
+        assert raw.receive_all(sid, cid) == (b"a|b c|", b"", 0)
+    finally:
+        raw.delete(sid)
+
+
+def test_ctrl_c_ends_command(wd, shell_users):
+    """The core twin of test_pypsrp_ctrl_c: Signal ctrl_c ends the command."""
+    u = shell_users.a
+    raw = RawShell(wd, u)
+    sid = raw.create()
+    try:
+        cid = raw.command(sid, "sleep 4243")
+        assert wait_for(lambda: pgrep(u.name, "sleep 4243"), 10), "sleep did not start"
+        t0 = time.monotonic()
+        assert_ok(*raw.signal(sid, cid, ACT_SHELL + "signal/ctrl_c"))
+        out, err, code = raw.receive_all(sid, cid, limit=30)
+        assert time.monotonic() - t0 < 10, "the command took too long to end after ctrl_c"
+        assert code not in (None, 0), code
+        assert not pgrep(u.name, "sleep 4243")
+    finally:
+        raw.delete(sid)
+
+
+def test_large_stdin_flow_control_raw(wd, shell_users):
+    """The core twin of test_large_stdin_flow_control: 8 MB through stdin
+    (more than the daemon buffers) into a slow reader, in 96 KiB Sends."""
+    data = hashlib.sha256(b"seed").digest() * (8 * 1024 * 1024 // 32)
+    raw = RawShell(wd, shell_users.a)
+    sid = raw.create()
+    try:
+        cid = raw.command(sid, "sleep 1; sha256sum | cut -d' ' -f1")
+        step = 96 * 1024
+        for i in range(0, len(data), step):
+            r, mid = raw.send(sid, cid, b64(data[i:i + step]),
+                              end="true" if i + step >= len(data) else None)
+            assert_ok(r, mid)
+        out, err, code = raw.receive_all(sid, cid)
+        assert code == 0, err
+        assert out.decode().strip() == hashlib.sha256(data).hexdigest()
+    finally:
+        raw.delete(sid)
 
 
 @pytest.mark.pypi
