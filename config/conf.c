@@ -593,18 +593,31 @@ static int conf_filter(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".conf");
 }
 
+/*
+ * pwsh where a package or an admin puts it: Microsoft's packages, a snap, or
+ * a link in /usr/local/bin (how a .NET global tool installed with
+ * --tool-path is made available). Never the caller's PATH: the daemon's
+ * choice of program must not depend on who asks.
+ */
+const char *conf_pwsh_path(void)
+{
+	static const char *const pwsh[] = {
+		"/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh",
+		"/snap/bin/pwsh",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(pwsh); i++)
+		if (access(pwsh[i], X_OK) == 0)
+			return pwsh[i];
+	return NULL;
+}
+
 /* Microsoft.PowerShell and PowerShell.7 exist whenever pwsh does, as on Windows. */
 static void add_default_sessions(struct conf *c)
 {
 	static const char *const names[] = { "Microsoft.PowerShell", "PowerShell.7" };
-	static const char *const pwsh[] = {
-		"/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh",
-	};
-	const char *found = NULL;
+	const char *found = conf_pwsh_path();
 
-	for (size_t i = 0; i < ARRAY_SIZE(pwsh) && !found; i++)
-		if (access(pwsh[i], X_OK) == 0)
-			found = pwsh[i];
 	if (!found)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -701,6 +714,10 @@ int conf_load_embedded(struct conf *c)
 
 	if (conf_parse(conf_embedded_text, strlen(conf_embedded_text), "(embedded)", c,
 	    err, sizeof err) < 0)
+		abort();
+	/* As with a file: the PowerShell configurations exist when pwsh does. */
+	add_default_sessions(c);
+	if (conf_validate(c, c->path, err, sizeof err) < 0)
 		abort();
 	return 0;
 }

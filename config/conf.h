@@ -118,6 +118,7 @@ int conf_parse(const char *text, size_t len, const char *name, struct conf *c,
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* The embedded default: HTTP 127.0.0.1:5985 and HTTPS 127.0.0.1:5986. */
 int conf_load_embedded(struct conf *c);
+const char *conf_pwsh_path(void);
 void conf_free(struct conf *c);
 
 /* Effective configuration in a form conf_parse accepts back unchanged. */

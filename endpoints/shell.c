@@ -36,7 +36,6 @@
 
 struct shell *shells;
 static sd_event_source *sweep;
-static char pwsh_path[64];
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -592,15 +591,6 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 
 void shell_init(void)
 {
-	static const char *const candidates[] = {
-		"/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh",
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
-		if (access(candidates[i], X_OK) == 0) {
-			snprintf(pwsh_path, sizeof pwsh_path, "%s", candidates[i]);
-			break;
-		}
 	sd_event_add_time_relative(NET.ev, &sweep, CLOCK_MONOTONIC, SHELL_SWEEP_MS * 1000ULL, 0,
 	    on_sweep, NULL);
 }
@@ -1032,7 +1022,7 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	struct buf line;
 	char idbuf[SOAP_MAX_ID + 1], id[37], *words[SPAWN_MAX_ARGS];
 	const char *cid;
-	char *argv[260];
+	char *argv[260], pwsh_path[64];
 	size_t argc = 0, nw = 0;
 	bool skip_shell;
 	uint32_t flags = IPC_SPAWN_MEMLIMIT;
@@ -1089,7 +1079,9 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 
 	nw = split_words(buf_str(&line), words, ARRAY_SIZE(words));
 	if (nw && is_powershell(words[0])) {
-		if (!pwsh_path[0]) {
+		const char *pwsh = conf_pwsh_path();
+
+		if (!pwsh) {
 			/* What cmd.exe says for a program it cannot find. */
 			cmd = command_synthetic(sh, id, buf_str(&line),
 			    "'powershell' is not recognized as an internal or external command,\r\n"
@@ -1102,6 +1094,7 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 			command_reply(c, cmd);
 			return;
 		}
+		snprintf(pwsh_path, sizeof pwsh_path, "%s", pwsh);
 		argv[argc++] = pwsh_path;
 		for (size_t i = 1; i < nw && argc < ARRAY_SIZE(argv) - 1; i++)
 			argv[argc++] = words[i];

@@ -96,6 +96,12 @@ if [ -x "$PWSH_DIR/pwsh" ] || nuget_reachable; then
 		dotnet tool install PowerShell --version "$PWSH_VERSION" --tool-path "$PWSH_DIR" >/dev/null
 		chmod -R a+rX "$PWSH_DIR"
 	fi
+	# The daemon looks for pwsh where packages put it, never in a PATH
+	# (conf_pwsh_path); a link in /usr/local/bin is how an admin makes a
+	# tool-path install available, and what make run and the tests rely on.
+	if [ ! -e /usr/local/bin/pwsh ]; then
+		ln -s "$PWSH_DIR/pwsh" /usr/local/bin/pwsh
+	fi
 	got=$("$PWSH_DIR/pwsh" -NoLogo -NoProfile -c '$PSVersionTable.PSVersion.ToString()')
 	if [ "$got" != "$PWSH_VERSION" ]; then
 		echo "deps.sh: $PWSH_DIR/pwsh is $got, want $PWSH_VERSION" >&2
