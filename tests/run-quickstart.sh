@@ -21,6 +21,23 @@ fi
 pw=$(cat build/run/demo-password)
 printf 'winrmdemo:%s\n' "$pw" | chpasswd
 
+# Where pwsh is installed (conf_pwsh_path looks in the same places), the
+# embedded default also serves Microsoft.PowerShell: say how to reach it.
+pwsh_msg() {
+	for p in /usr/bin/pwsh /usr/local/bin/pwsh /opt/microsoft/powershell/7/pwsh /snap/bin/pwsh; do
+		[ -x "$p" ] || continue
+		cat <<PW
+  PowerShell remoting: the configurations Microsoft.PowerShell and PowerShell.7 run
+  $p as the user who logs in.  PowerShell's own client engine speaks to them
+  through the test transport in tests/pwsh/client (see docs/INTEROP.md); any
+  WinRS client also reaches real pwsh through a 'powershell' command line:
+
+    env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE /usr/bin/python3 -c 'import winrm; s = winrm.Session("https://127.0.0.1:5986/wsman", auth=("winrmdemo", "$pw"), transport="basic", server_cert_validation="ignore"); r = s.run_ps("\$PSVersionTable.PSVersion.ToString(); whoami"); print(r.status_code, r.std_out.decode())'
+PW
+		return
+	done
+}
+
 cat <<MSG
 
   winrmd is starting on the embedded default configuration:
@@ -34,10 +51,10 @@ cat <<MSG
 
     env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE /usr/bin/python3 -c 'import winrm; s = winrm.Session("https://127.0.0.1:5986/wsman", auth=("winrmdemo", "$pw"), transport="basic", server_cert_validation="ignore"); r = s.run_cmd("uname", ["-a"]); print(r.status_code, r.std_out.decode())'
 
-  or with pypsrp (build/venv after \`make check\`):
+  or with curl, the unauthenticated Identify that Test-WSMan sends:
 
-    build/venv/bin/python -c 'from pypsrp.client import Client; c = Client("127.0.0.1", username="winrmdemo", password="$pw", ssl=True, cert_validation=False, auth="basic"); print(c.execute_cmd("id"))'
-
+    curl -s -H 'WSMANIDENTIFY: unauthenticated' -H 'Content-Type: application/soap+xml;charset=UTF-8' --data '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>' http://127.0.0.1:5985/wsman
+$(pwsh_msg)
   Stop with Ctrl-C.
 
 MSG
