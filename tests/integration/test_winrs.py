@@ -191,6 +191,13 @@ class RawShell:
                 % (cid, attr, b64text))
         return self.post(ACT_SEND, body, shell_id)
 
+    def send_all(self, shell_id, cid, chunks):
+        """Send each chunk of bytes as its own Send, End on the last."""
+        for i, ch in enumerate(chunks):
+            r, mid = self.send(shell_id, cid, base64.b64encode(ch).decode(),
+                               end="true" if i == len(chunks) - 1 else None)
+            assert_ok(r, mid)
+
     def signal(self, shell_id, cid, code=SIGNAL_TERMINATE):
         body = '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>' % (cid, code)
         return self.post(ACT_SIGNAL, body, shell_id)
@@ -387,10 +394,6 @@ def test_pypsrp_execute_cmd(wd, shell_users):
         assert (out, rc) == ("from pypsrp\n", 0), err
 
 
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
 def test_stdin_streaming(wd, shell_users):
     """The core twin of test_pypsrp_stdin_streaming, in raw SOAP as pypsrp sends it."""
     raw = RawShell(wd, shell_users.a)
@@ -398,14 +401,12 @@ def test_stdin_streaming(wd, shell_users):
     try:
         cid = raw.command(sid, "cat")
         chunks = [("chunk %d " % i).encode() * 50 + b"\n" for i in range(20)]
-        for i, ch in enumerate(chunks):
-            r, mid = raw.send(sid, cid, b64(ch), end="true" if i == len(chunks) - 1 else None)
-            assert_ok(r, mid)
+        raw.send_all(sid, cid, chunks)
         assert raw.receive_all(sid, cid) == (b"".join(chunks), b"", 0)
 
         # WINRS_SKIP_CMD_SHELL=TRUE: Arguments joined, then split cmd.exe-style
         cid = raw.command(sid, "/bin/sh", ["-c", '"read x; echo got:$x:$#"', "sh"], no_shell=True)
-        assert_ok(*raw.send(sid, cid, b64(b"line one\n"), end="true"))
+        raw.send_all(sid, cid, [b"line one\n"])
         assert raw.receive_all(sid, cid) == (b"got:line one:0\n", b"", 0)
 
         # with the shell, the joined line goes to /bin/sh -c: quoting is sh's
@@ -442,10 +443,7 @@ def test_large_stdin_flow_control_raw(wd, shell_users):
     try:
         cid = raw.command(sid, "sleep 1; sha256sum | cut -d' ' -f1")
         step = 96 * 1024
-        for i in range(0, len(data), step):
-            r, mid = raw.send(sid, cid, b64(data[i:i + step]),
-                              end="true" if i + step >= len(data) else None)
-            assert_ok(r, mid)
+        raw.send_all(sid, cid, [data[i:i + step] for i in range(0, len(data), step)])
         out, err, code = raw.receive_all(sid, cid)
         assert code == 0, err
         assert out.decode().strip() == hashlib.sha256(data).hexdigest()
