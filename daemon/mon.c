@@ -1363,6 +1363,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	conf_free(&M.conf);
 	M.conf = next;
 	log_notice("configuration reloaded from %s", M.conf.path);
+	mon_compat_refresh();     /* pwsh may have been installed or removed since */
 	M.reloading = true;
 	if (M.worker)
 		send_config();
@@ -1494,6 +1495,7 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 		log_warn("OpenSSL's legacy provider (MD4, RC4) is missing: NTLM logins will fail");
 
 	control_open(M.conf.service.control_socket);
+	mon_compat_refresh();
 	worker_start();
 	r = sd_event_loop(M.ev);
 	if (control_fd >= 0)

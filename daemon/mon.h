@@ -70,6 +70,8 @@ int mon_pam_open_session(const char *service, struct mon_session *s);
 void mon_pam_close_session(struct mon_session *s);
 
 /* mon_spawn.c */
+#define MON_COMPAT_DIR "/run/winrmd-compat"     /* powershell -> pwsh, for Windows tools */
+void mon_compat_refresh(void);
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
     unsigned long long mem_limit, pid_t *pid, int fds[3]);
 

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,9 +21,70 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include "conf.h"
 #include "log.h"
 #include "mon.h"
 #include "util.h"
+
+/*
+ * A Windows host answers `powershell` on the PATH of every WinRM process, and
+ * tools rely on it: Ansible's winrm connection runs `PowerShell -EncodedCommand`
+ * inside the PowerShell it started.  Linux calls the program pwsh, so the
+ * monitor keeps links by the Windows names in MON_COMPAT_DIR, last on the
+ * runspaces' PATH so that any real program of the same name comes first.
+ */
+static const char *const compat_names[] = { "powershell", "PowerShell", "powershell.exe" };
+static bool compat_ready;
+
+static int compat_link(const char *target, const char *name)
+{
+	char *path = xasprintf("%s/%s", MON_COMPAT_DIR, name);
+	char *tmp = xasprintf("%s/.%s.%ld", MON_COMPAT_DIR, name, (long)getpid());
+	int r = 0;
+
+	/* symlink + rename: daemons that share the directory never see it half done. */
+	unlink(tmp);
+	if (symlink(target, tmp) < 0 || rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+	}
+	free(path);
+	free(tmp);
+	return r;
+}
+
+void mon_compat_refresh(void)
+{
+	const char *pwsh = conf_pwsh_path();
+	struct stat st;
+	int r = 0;
+
+	compat_ready = false;
+	if (mkdir(MON_COMPAT_DIR, 0755) < 0 && errno != EEXIST) {
+		log_warn_errno(errno, "%s", MON_COMPAT_DIR);
+		return;
+	}
+	/* Only root can write /run; still, never follow a link or trust another owner. */
+	if (lstat(MON_COMPAT_DIR, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 022)) {
+		log_warn("%s is not a root-owned directory: no 'powershell' on the runspaces' PATH",
+		    MON_COMPAT_DIR);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(compat_names); i++) {
+		char *path = xasprintf("%s/%s", MON_COMPAT_DIR, compat_names[i]);
+		if (pwsh)
+			r = compat_link(pwsh, compat_names[i]);
+		else if (unlink(path) < 0 && errno != ENOENT)
+			r = -errno;
+		free(path);
+		if (r < 0) {
+			log_warn_errno(-r, "%s/%s", MON_COMPAT_DIR, compat_names[i]);
+			return;
+		}
+	}
+	compat_ready = pwsh != NULL;
+}
 
 /* Variables a client may not set: identity, and anything that loads code. */
 static const char *const env_deny_exact[] = {
@@ -98,6 +160,9 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 	sigset_t all;
 	char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char rootpath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	char path_compat[] = "PATH=/usr/local/bin:/usr/bin:/bin:" MON_COMPAT_DIR;
+	char rootpath_compat[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:"
+	    MON_COMPAT_DIR;
 
 	/* Signals were blocked for sd-event in the monitor; the user gets defaults. */
 	for (int sig = 1; sig < NSIG; sig++)
@@ -132,7 +197,10 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 	env[0] = NULL;
 	for (char **e = s->pam_env; e && *e; e++)
 		env_set(env, &n, ARRAY_SIZE(env), *e);
-	env_set(env, &n, ARRAY_SIZE(env), s->uid == 0 ? rootpath : path);
+	if (compat_ready)
+		env_set(env, &n, ARRAY_SIZE(env), s->uid == 0 ? rootpath_compat : path_compat);
+	else
+		env_set(env, &n, ARRAY_SIZE(env), s->uid == 0 ? rootpath : path);
 	env_set(env, &n, ARRAY_SIZE(env), xasprintf("HOME=%s", s->home));
 	env_set(env, &n, ARRAY_SIZE(env), xasprintf("USER=%s", s->user));
 	env_set(env, &n, ARRAY_SIZE(env), xasprintf("LOGNAME=%s", s->user));

@@ -107,6 +107,11 @@ if [ -x "$PWSH_DIR/pwsh" ] || nuget_reachable; then
 		echo "deps.sh: $PWSH_DIR/pwsh is $got, want $PWSH_VERSION" >&2
 		exit 1
 	fi
+	# Ansible's winrm connection runs its PowerShell modules in real pwsh:
+	# Debian's ansible brings the ansible.windows collection (win_ping).
+	if ! dpkg-query -W -f='${Status}' ansible 2>/dev/null | grep -q "ok installed"; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ansible >/dev/null
+	fi
 	say "pwsh run NuGet reachable: pwsh $got in $PWSH_DIR"
 else
 	if command -v dotnet >/dev/null 2>&1; then
