@@ -1,5 +1,6 @@
-"""Soak: 200 concurrent WinRS clients over four users for WINRMD_SOAK_SECONDS
-(default 180: several minutes, as issue 7 asks); no errors, and the worker's
+"""Soak: 200 concurrent WinRS clients over four users for WINRMD_SOAK_SECONDS of
+steady state after every client has run its first command (default 180:
+several minutes, as issue 7 asks); no errors, and the worker's
 descriptors and memory stay flat.
 
 Each client is a thread with its own pywinrm Protocol (Basic over HTTPS): it
@@ -23,6 +24,10 @@ from hostile_util import assert_serving, config_get, pgrep, proc_stats, wait_fds
 
 SOAK_SECONDS = float(os.environ.get("WINRMD_SOAK_SECONDS", "180"))
 CLIENTS = int(os.environ.get("WINRMD_SOAK_CLIENTS", "200"))
+# How long the 200 first logins may take to each run a command: a liveness
+# bound (a login or shell that never comes), not a speed target; the ASan
+# build on a loaded 2-core machine needs tens of seconds.
+RAMP_LIMIT = 180.0
 N_USERS = 4
 
 
@@ -107,11 +112,11 @@ def test_soak_200_clients(sd, soak_users):
     # replaced at the time, so the bound is CLIENTS // 2 descriptors: a leak
     # of one per shell (hundreds reopened between the windows, see the
     # printed figures) or per command (thousands) goes far past it.
-    while len(ramped) + len(errors) < CLIENTS and time.monotonic() - t0 < 0.5 * SOAK_SECONDS:
+    while len(ramped) + len(errors) < CLIENTS and time.monotonic() - t0 < RAMP_LIMIT:
         time.sleep(0.2)
     ramp = time.monotonic() - t0
     all_up = len(ramped)
-    steady = SOAK_SECONDS - ramp
+    steady = SOAK_SECONDS
     windows = []
     for start, end in ((0.0, 0.2), (0.8, 1.0)):
         time.sleep(max(0, t0 + ramp + start * steady - time.monotonic()))
@@ -121,7 +126,7 @@ def test_soak_200_clients(sd, soak_users):
             time.sleep(0.25)
         got = got or [proc_stats(worker)]
         windows.append((min(f for f, _ in got), max(r for _, r in got), counts[0]))
-    time.sleep(max(0, t0 + SOAK_SECONDS - time.monotonic()))
+    time.sleep(max(0, t0 + ramp + steady - time.monotonic()))
     stop.set()
     for th in threads:
         th.join(120)
