@@ -327,10 +327,16 @@ class Bench:
         return type("U", (), dict(name=name, password=password, uid=pw.pw_uid, gid=pw.pw_gid, home=pw.pw_dir))
 
     def build_go(self):
+        """bench/go against Debian's masterzen/winrm in GOPATH mode: the same
+        client on every machine, whichever registries it reaches."""
         go = shutil.which("go") or "/usr/local/go/bin/go"
         out = os.path.join(self.tmp, "winrmd-bench")
-        env = dict(os.environ, GOFLAGS="-buildvcs=false -mod=readonly")
-        run([go, "build", "-o", out, "."], cwd=os.path.join(HERE, "go"), timeout=600, env=env)
+        src = os.path.join(self.tmp, "gopath", "src", "winrmd-bench")
+        os.makedirs(src, exist_ok=True)
+        shutil.copy(os.path.join(HERE, "go", "main.go"), src)
+        env = dict(os.environ, GO111MODULE="off", GOFLAGS="",
+                   GOPATH="%s:/usr/share/gocode" % os.path.join(self.tmp, "gopath"))
+        run([go, "build", "-o", out, "."], cwd=src, timeout=600, env=env)
         return out
 
     # ----------------------------------------------------------- winrmd
@@ -826,9 +832,14 @@ end
     # ----------------------------------------------------------- PSRP
 
     def bench_psrp(self):
+        try:
+            from pypsrp.powershell import PowerShell, RunspacePool
+            from pypsrp.wsman import WSMan
+        except ImportError:
+            log("PSRP (pypsrp): not measured, pypsrp needs PyPI")
+            self.results["psrp"] = None
+            return
         log("PSRP: pypsrp RunspacePool on Test.Runspace, Write-Output round trips")
-        from pypsrp.powershell import PowerShell, RunspacePool
-        from pypsrp.wsman import WSMan
         w = WSMan("127.0.0.1", port=self.http_port, username=self.user.name, password=self.user.password,
                   ssl=False, auth="basic", encryption="never", operation_timeout=20, read_timeout=30)
         box = {}

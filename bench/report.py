@@ -59,10 +59,15 @@ def _rows(r):
          sh["rtt_fresh_https"]["median"] / ssh["fresh"]["median"], "winrmd ms ÷ ssh-fresh ms"),
         ("stdout streaming, HTTP", mbs(sh["stream_http"]), "ssh: " + mbs(ssh["stream"]),
          sh["stream_http"]["median"] / ssh["stream"]["median"], "winrmd ÷ ssh"),
-        ("PSRP pipeline round trip (pypsrp, `Write-Output x`, open pool), HTTP", ms(ps),
-         "ssh mux `true`: " + ms(ssh["mux"]), ps["median"] / ssh["mux"]["median"], "winrmd ms ÷ ssh-mux ms"),
-        ("PSRP RunspacePool open (spawns psrp_runspace.py)", "%.0f ms" % ps["open_ms"], "—", None, ""),
     ]
+    if ps:                      # None where pypsrp (PyPI) was not available
+        info += [
+            ("PSRP pipeline round trip (pypsrp, `Write-Output x`, open pool), HTTP", ms(ps),
+             "ssh mux `true`: " + ms(ssh["mux"]), ps["median"] / ssh["mux"]["median"], "winrmd ms ÷ ssh-mux ms"),
+            ("PSRP RunspacePool open (spawns psrp_runspace.py)", "%.0f ms" % ps["open_ms"], "—", None, ""),
+        ]
+    else:
+        info.append(("PSRP pipeline round trip (pypsrp)", "not measured: pypsrp needs PyPI", "—", None, ""))
     if "local_sh" in ssh:       # results from before this figure existed lack it
         info.append(("Floor: `/bin/sh -c true` started locally by the same timer (no network, no daemon)",
                      ms(ssh["local_sh"]), "ssh mux: " + ms(ssh["mux"]),
