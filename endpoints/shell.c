@@ -1381,12 +1381,13 @@ void shell_dispatch(struct wsman_call *c)
 	struct shell *sh;
 
 	if (str_ieq(u, URI_SHELL) || str_ieq(u, URI_SHELL "/Command")) {
+		/* A failed shell_lookup has answered and freed c: test the action first. */
 		if (wsman_action_is(c, ACT_ENUMERATE))
 			shell_enumerate(c, str_ieq(u, URI_SHELL "/Command"));
-		else if (wsman_action_is(c, ACT_GET) && (sh = shell_lookup(c, true)))
-			shell_get(c, sh);
 		else if (!wsman_action_is(c, ACT_GET))
 			wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+		else if ((sh = shell_lookup(c, true)))
+			shell_get(c, sh);
 		return;
 	}
 	if (psrp_handles(c)) {
