@@ -451,6 +451,23 @@ void monitor_signal(const struct shell *sh, int pid, int sig)
 	net_send(&o);
 }
 
+/*
+ * A spawn the monitor has not answered yet outlives its command (Signal
+ * terminate, Delete, the idle sweep): the reply must find no freed memory,
+ * and the process it reports, if any, is killed.
+ */
+struct spawn_ctx {
+	struct wsman_call *c;
+	struct command *cmd;            /* NULL once the command is gone */
+	uint64_t session;
+};
+
+static void spawn_orphan(struct spawn_ctx *sc)
+{
+	sc->cmd->spawn = NULL;
+	sc->cmd = NULL;
+}
+
 static void command_free(struct command *cmd)
 {
 	struct shell *sh = cmd->sh;
@@ -462,6 +479,8 @@ static void command_free(struct command *cmd)
 		}
 	if (!cmd->exited && cmd->pid > 0)
 		monitor_signal(sh, cmd->pid, SIGKILL);
+	if (cmd->spawn)
+		spawn_orphan(cmd->spawn);
 	park_fail(&cmd->recv, SF_COMMAND_NOT_FOUND, NULL);
 	if (cmd->held_send) {
 		struct wsman_call *c = cmd->held_send;
@@ -956,11 +975,6 @@ static bool is_powershell(const char *word)
 	    str_ieq(base, "pwsh") || str_ieq(base, "pwsh.exe");
 }
 
-struct spawn_ctx {
-	struct wsman_call *c;
-	struct command *cmd;
-};
-
 static void command_reply(struct wsman_call *c, const struct command *cmd)
 {
 	struct soap_reply r;
@@ -969,6 +983,42 @@ static void command_reply(struct wsman_call *c, const struct command *cmd)
 	soap_w_start(&r, "rsp:CommandResponse");
 	soap_w_elem(&r, "rsp:CommandId", cmd->id);
 	wsman_reply(c, &r);
+}
+
+/* The command was freed while the monitor spawned it. */
+static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
+{
+	struct wsman_call *c = sc->c;
+	struct ipc_out o;
+	int32_t result;
+	uint32_t pid;
+	int fds[3] = { -1, -1, -1 };
+
+	if (!m) {               /* the client went away too */
+		free(sc);
+		return;
+	}
+	c->hr->call = 0;
+	result = ipc_i32(m);
+	pid = ipc_u32(m);
+	if (result == 0)
+		for (int i = 0; i < 3; i++)
+			fds[i] = ipc_fd(m, (size_t)i);
+	for (int i = 0; i < 3; i++)
+		close_safe(&fds[i]);
+	if (!ipc_end(m)) {
+		free(sc);
+		return;
+	}
+	if (result == 0 && pid > 0) {
+		ipc_out_init(&o, IPC_SIGNAL);
+		ipc_put_u64(&o, sc->session);
+		ipc_put_u32(&o, pid);
+		ipc_put_u32(&o, SIGKILL);
+		net_send(&o);
+	}
+	free(sc);
+	wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 }
 
 static void on_spawn_result(void *data, struct ipc_msg *m)
@@ -980,7 +1030,12 @@ static void on_spawn_result(void *data, struct ipc_msg *m)
 	uint32_t pid;
 	int fds[3];
 
+	if (!cmd) {
+		spawn_orphan_result(sc, m);
+		return;
+	}
 	free(sc);
+	cmd->spawn = NULL;
 	cmd->spawning = false;
 	if (!m) {
 		command_free(cmd);
@@ -1137,6 +1192,8 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	sc = xcalloc(1, sizeof *sc);
 	sc->c = c;
 	sc->cmd = cmd;
+	sc->session = sh->session;
+	cmd->spawn = sc;
 	net_call_prepare(&o, IPC_SPAWN);
 	ipc_put_u64(&o, c->login_id);
 	ipc_put_u64(&o, sh->session);

@@ -54,6 +54,7 @@ struct command {
 	char *line;             /* for the audit log */
 	int pid;
 	bool spawning, exited, done_sent, terminated;
+	struct spawn_ctx *spawn;        /* the IPC_SPAWN in flight, while spawning */
 	int status;
 	int forced_exit;        /* exit code of a command that never ran, or -1 */
 	struct stream out, err;

@@ -91,3 +91,70 @@ def test_get_on_shell_resource_without_a_shell(target, selectors):
         xml, mid = envelope(ACTION_GET, URI_SHELL, selectors=selectors)
         assert_fault(post(t.d.https_url, xml, user=t.admin), ERROR_SHELL_NOT_FOUND, mid)
     survived(t)
+
+
+# --------------------------------------------------------------------------- 2: pending spawn freed
+
+def _command_xml(sid, cid, command):
+    body = '<rsp:CommandLine CommandId="%s"><rsp:Command>%s</rsp:Command></rsp:CommandLine>' % (cid, command)
+    return envelope(ACT_COMMAND, RESOURCE_CMD_SHELL, body, selectors={"ShellId": sid},
+                    options={"WINRS_SKIP_CMD_SHELL": "FALSE"})[0]
+
+
+@pytest.mark.parametrize("how", ["signal", "delete"])
+def test_command_freed_while_its_spawn_is_pending(target, how):
+    """Connection 1 sends Command with its own CommandId; other connections of the
+    same user at once send Signal terminate for it (or Delete the shell) while the
+    monitor is still spawning.  The spawn's answer must find no freed command, and
+    a process started for a command that no longer exists is killed."""
+    t = target()
+    u = t.admin
+    attackers = [keepalive(u) for _ in range(6)]
+    first = keepalive(u)
+    try:
+        for s in attackers + [first]:
+            xml, _ = config_get_envelope()
+            assert s.post(t.d.https_url, data=xml, timeout=30).status_code == 200
+        sh = RawShell(t.d, u)
+        for attempt in range(8):
+            sid = sh.create()
+            cid = str(uuid.uuid4()).upper()
+            cmd_xml = _command_xml(sid, cid, "sleep 3131")
+            if how == "signal":
+                body = '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>' % (cid, SIGNAL_TERMINATE)
+                att_xml = envelope(ACT_SIGNAL, RESOURCE_CMD_SHELL, body, selectors={"ShellId": sid})[0]
+            else:
+                att_xml = envelope(ACT_DELETE, RESOURCE_CMD_SHELL, selectors={"ShellId": sid})[0]
+            go = threading.Event()
+            results = []
+
+            def attack(s):
+                go.wait()
+                for _ in range(20):
+                    try:
+                        r = s.post(t.d.https_url, data=att_xml, timeout=30)
+                    except requests.RequestException as e:
+                        results.append(e)
+                        return
+                    results.append(r.status_code)
+                    if r.status_code == 200:
+                        return
+
+            threads = [threading.Thread(target=attack, args=(s,)) for s in attackers]
+            for th in threads:
+                th.start()
+            go.set()
+            r = first.post(t.d.https_url, data=cmd_xml, timeout=30)
+            for th in threads:
+                th.join(60)
+            assert r.status_code in (200, 500), r.text[:500]
+            assert t.d.worker_pid() == t.worker, "worker crashed; log:\n" + t.d.log()[-4000:]
+            if how == "signal":
+                sh.delete(sid)
+        # Whatever the interleaving, no command outlives its shell or its terminate.
+        assert wait_for(lambda: not pgrep(u.name, "sleep 3131"), 15), pgrep(u.name, "sleep 3131")
+    finally:
+        kill_user_procs(u.name, "sleep 3131")
+        for s in attackers + [first]:
+            s.close()
+    survived(t)
