@@ -411,6 +411,16 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 			sc->allowed_groups = xstrdup(c->service.allowed_groups);
 #undef SFAIL
 	}
+	{
+		/* The worker gets the effective configuration as one IPC string: refuse it
+		 * here, where -t and a reload report it, rather than when sending it. */
+		char *dump = conf_dump(c);
+		size_t dl = strlen(dump);
+		free(dump);
+		if (dl > CONF_MAX_DUMP)
+			FAIL(0, NULL, "the effective configuration is %zu bytes (winrmd -T); at most %d "
+			    "can be handed to the worker", dl, CONF_MAX_DUMP);
+	}
 fail:
 	return r;
 }

@@ -246,8 +246,13 @@ static void basic_send(struct basic_ctx *bc)
 	ipc_put_str(&o, r->conn->remote);
 	free(user);
 	free_secret_str(pass);
-	pending_auth++;
 	r->call = net_call(&o, on_auth_result, bc);
+	if (!r->call) {
+		free(bc);
+		reject(r, "malformed-authorization");
+		return;
+	}
+	pending_auth++;
 }
 
 /* A password check came back, or its request went away and the answer was dropped. */
@@ -371,6 +376,10 @@ static void auth_cert(struct http_req *r)
 		ipc_put_bytes(&o, der[i], len[i]);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_cert_result, cc);
+	if (!r->call) {
+		free(cc);
+		reject(r, "certificate-chain-too-large");
+	}
 }
 
 void auth_request(struct http_req *r)

@@ -325,6 +325,12 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 	ipc_put_u32(&o, a.flags);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_ntlm_result, vc);
+	if (!r->call) {
+		buf_free_secret(&vc->auth_msg);
+		buf_free(&vc->client_mic);
+		free(vc);
+		fail(r, "ntlm-bad-authenticate");
+	}
 }
 
 /* ---- Kerberos (raw, or inside SPNEGO) -> monitor ---------------------- */
@@ -411,6 +417,10 @@ static void on_kerberos(struct http_req *r, struct auth_neg *n, const unsigned c
 	ipc_put_u32(&o, al && NET.conf.auth.cbt_level == CONF_CBT_STRICT);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_gss_result, gc);
+	if (!r->call) {
+		free(gc);
+		fail(r, "kerberos-token-too-large");
+	}
 }
 
 /* ---- entry points ----------------------------------------------------- */

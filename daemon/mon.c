@@ -241,10 +241,15 @@ static unsigned session_processes(const struct mon_session *s)
 
 static void send_worker(struct ipc_out *o)
 {
-	if (M.worker)
-		ipc_send(M.worker, o);
-	else
+	int r;
+
+	if (!M.worker) {
 		ipc_out_free(o);
+		return;
+	}
+	r = ipc_send(M.worker, o);
+	if (r < 0 && r != -ECONNRESET)
+		log_err_errno(r, "cannot send an IPC message to the worker");
 }
 
 static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,

@@ -47,6 +47,17 @@
 /* Shells, commands and PowerShell runspaces. */
 #define SPAWN_MAX_ARGS              256           /* argv of a command the monitor starts */
 #define SPAWN_MAX_ENV               256           /* client environment variables per shell */
+/*
+ * WinRS input, refused where it enters with a fault.  The Windows values
+ * (32767: one environment variable, a \\?\ path, a CreateProcess command
+ * line), and together small enough that an IPC_SPAWN always fits IPC_MAX_MSG.
+ */
+#define WINRS_MAX_ENV               128           /* Environment/Variable elements per shell */
+#define WINRS_MAX_ENV_NAME          255
+#define WINRS_MAX_ENV_VALUE         32767
+#define WINRS_MAX_ENV_BLOCK         (64 * 1024)   /* all name=value strings of a shell */
+#define WINRS_MAX_CWD               32767         /* WorkingDirectory */
+#define WINRS_MAX_COMMAND_LINE      32767         /* Command plus Arguments */
 #define CMD_STREAM_MAX              (1024 * 1024) /* buffered output per stream before back-pressure */
 #define CMD_STDIN_MAX               (1024 * 1024) /* stdin queued before a Send is held back */
 #define REPLY_OVERHEAD              2048          /* Receive envelope bytes around the streams */
@@ -62,6 +73,7 @@
 #define AUTH_MAX_CERT_CHAIN         8             /* client certificates passed to the monitor */
 #define CONF_MAX_FILE               (1024 * 1024)
 #define CONF_MAX_LIST               64            /* items in a list value such as AllowedGroups */
+#define CONF_MAX_DUMP               IPC_MAX_STRING /* the effective configuration, sent in IPC_CONFIG */
 
 /* TLS material handed to the worker. */
 #define TLS_MAX_PEM                 (64 * 1024)

@@ -711,6 +711,12 @@ void shell_open_session(struct wsman_call *c, struct shell *sh,
 	ipc_put_str(&o, sh->resource_uri);
 	ipc_put_str(&o, c->remote);
 	c->hr->call = net_call(&o, done, oc);
+	if (!c->hr->call) {
+		free(oc);
+		sh->opening = false;
+		shell_free(sh, "shell-refused");
+		wsman_fault(c, SF_INTERNAL_ERROR, "The shell could not be opened. ");
+	}
 }
 
 /*
@@ -859,6 +865,43 @@ bool shell_quota_ok(struct wsman_call *c, unsigned long long per_user, unsigned 
 	return true;
 }
 
+/* Environment/Variable elements into sh->env; a fault sentence if they break a limit. */
+static const char *shell_read_env(struct shell *sh, xmlNodePtr env)
+{
+	size_t block = 0;
+
+	for (size_t i = 0; i < sh->nenv; i++)
+		block += strlen(sh->env[i]) + 1;
+	for (xmlNodePtr v = env->children; v; v = v->next) {
+		char nb[WINRS_MAX_ENV_NAME + 2], *val;
+		size_t nl, vl;
+
+		if (!soap_is(v, NS_RSP, "Variable"))
+			continue;
+		if (!soap_attr(v, "Name", nb, sizeof nb) || !(nl = strlen(nb)) || strchr(nb, '='))
+			return "The environment variable name is not valid. ";
+		if (nl > WINRS_MAX_ENV_NAME)
+			return "The environment variable name is too long. ";
+		if (sh->nenv >= WINRS_MAX_ENV)
+			return "The shell has too many environment variables. ";
+		val = soap_text(v);
+		vl = strlen(val);
+		if (vl > WINRS_MAX_ENV_VALUE) {
+			free(val);
+			return "The environment variable value is too long. ";
+		}
+		block += nl + 1 + vl + 1;
+		if (block > WINRS_MAX_ENV_BLOCK) {
+			free(val);
+			return "The environment block of the shell is too large. ";
+		}
+		sh->env = xrealloc(sh->env, (sh->nenv + 1) * sizeof *sh->env);
+		sh->env[sh->nenv++] = xasprintf("%s=%s", nb, val);
+		free(val);
+	}
+	return NULL;
+}
+
 static void shell_create(struct wsman_call *c)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
@@ -882,6 +925,7 @@ static void shell_create(struct wsman_call *c)
 		return;
 
 	for (n = body->children; n; n = n->next) {
+		const char *why = NULL;
 		char *t;
 
 		if (n->type != XML_ELEMENT_NODE || !soap_is(n, NS_RSP, (const char *)n->name))
@@ -896,9 +940,13 @@ static void shell_create(struct wsman_call *c)
 			sh->output_streams = t;
 			t = NULL;
 		} else if (!strcmp((const char *)n->name, "WorkingDirectory")) {
-			free(sh->cwd);
-			sh->cwd = t;
-			t = NULL;
+			if (strlen(t) > WINRS_MAX_CWD) {
+				why = "The working directory is too long. ";
+			} else {
+				free(sh->cwd);
+				sh->cwd = t;
+				t = NULL;
+			}
 		} else if (!strcmp((const char *)n->name, "IdleTimeOut")) {
 			long long ms = soap_duration_ms(t);
 			unsigned long long secs;
@@ -908,19 +956,14 @@ static void shell_create(struct wsman_call *c)
 			if (ms >= 0)
 				sh->idle_timeout_ms = MIN((uint64_t)ms, w->idle_timeout_ms);
 		} else if (!strcmp((const char *)n->name, "Environment")) {
-			for (xmlNodePtr v = n->children; v; v = v->next) {
-				char nb[256], *val;
-				if (!soap_is(v, NS_RSP, "Variable") || !soap_attr(v, "Name", nb, sizeof nb))
-					continue;
-				if (sh->nenv >= 128)
-					break;
-				val = soap_text(v);
-				sh->env = xrealloc(sh->env, (sh->nenv + 1) * sizeof *sh->env);
-				sh->env[sh->nenv++] = xasprintf("%s=%s", nb, val);
-				free(val);
-			}
+			why = shell_read_env(sh, n);
 		}
 		free(t);
+		if (why) {
+			shell_free(sh, "shell-refused");
+			wsman_fault(c, SF_SCHEMA_VALIDATION, why);
+			return;
+		}
 	}
 	if (!sh->input_streams)
 		sh->input_streams = xstrdup("stdin");
@@ -938,6 +981,11 @@ static void shell_create(struct wsman_call *c)
 }
 
 /* ---- Command ---------------------------------------------------------- */
+
+/* An IPC_SPAWN: cwd, argv (the line, or its words, plus a few fixed strings) and env. */
+_Static_assert(64 + WINRS_MAX_CWD + 2 * WINRS_MAX_COMMAND_LINE + WINRS_MAX_ENV_BLOCK +
+    5 * (SPAWN_MAX_ARGS + 4 + WINRS_MAX_ENV) < IPC_MAX_MSG, "an IPC_SPAWN must fit IPC_MAX_MSG");
+_Static_assert(WINRS_MAX_ENV <= SPAWN_MAX_ENV, "the monitor takes every variable");
 
 /* Split a Windows-style command line into words (quotes group, as cmd.exe). */
 static size_t split_words(const char *line, char **words, size_t max)
@@ -1109,29 +1157,32 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	}
 
 	/* Command then Arguments, joined as cmd.exe would see them. */
-	buf_init(&line, 64 * 1024);
+	buf_init(&line, WINRS_MAX_COMMAND_LINE);
 	t = soap_text(soap_child(cl, NS_RSP, "Command"));
 	{
 		size_t n = strlen(t);
+		int r;
 		/* Ruby's client wraps the whole command in double quotes. */
 		if (n >= 2 && t[0] == '"' && t[n - 1] == '"' && !memchr(t + 1, '"', n - 2)) {
 			t[n - 1] = '\0';
-			buf_appends(&line, t + 1);
+			r = buf_appends(&line, t + 1);
 		} else {
-			buf_appends(&line, t);
+			r = buf_appends(&line, t);
+		}
+		free(t);
+		if (r < 0) {
+			buf_free(&line);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
+			return;
 		}
 	}
-	free(t);
 	for (xmlNodePtr a = soap_child(cl, NS_RSP, "Arguments"); a; a = soap_next(a, NS_RSP, "Arguments")) {
 		t = soap_text(a);
-		if (*t) {
-			buf_appends(&line, " ");
-			if (buf_appends(&line, t) < 0) {
-				free(t);
-				buf_free(&line);
-				wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
-				return;
-			}
+		if (*t && (buf_appends(&line, " ") < 0 || buf_appends(&line, t) < 0)) {
+			free(t);
+			buf_free(&line);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
+			return;
 		}
 		free(t);
 	}
@@ -1209,6 +1260,13 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
 	buf_free(&line);
+	if (!c->hr->call) {
+		/* The bounds above keep a spawn inside IPC_MAX_MSG; this is the backstop. */
+		cmd->spawn = NULL;
+		free(sc);
+		command_free(cmd);
+		wsman_fault(c, SF_PROCESS_FAILED, "The command could not be started. ");
+	}
 }
 
 /* ---- Send, Receive, Signal, Delete ------------------------------------ */

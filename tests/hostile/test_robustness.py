@@ -158,3 +158,92 @@ def test_command_freed_while_its_spawn_is_pending(target, how):
         for s in attackers + [first]:
             s.close()
     survived(t)
+
+
+# --------------------------------------------------------------------------- 3: IPC sizes
+
+def _create_xml(extra):
+    body = ("<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams>"
+            "<rsp:OutputStreams>stdout stderr</rsp:OutputStreams>%s</rsp:Shell>" % extra)
+    return envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", RESOURCE_CMD_SHELL, body,
+                    options={"WINRS_NOPROFILE": "FALSE", "WINRS_CODEPAGE": "437"})
+
+
+def _env(pairs):
+    return "<rsp:Environment>%s</rsp:Environment>" % "".join(
+        '<rsp:Variable Name="%s">%s</rsp:Variable>' % kv for kv in pairs)
+
+
+OVERSIZED_SHELLS = {
+    "env-value-200k": _env([("BIG", "v" * 200000)]),
+    "cwd-140k": "<rsp:WorkingDirectory>/%s</rsp:WorkingDirectory>" % ("d" * 140000),
+    "env-100x3k": _env([("V%d" % i, "w" * 3000) for i in range(100)]),
+    "env-count-300": _env([("C%d" % i, "x") for i in range(300)]),
+    "env-name-long": _env([("N" * 1000, "x")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OVERSIZED_SHELLS))
+def test_oversized_shell_input_refused_not_fatal(target, name):
+    """Sizes that used to reach ipc_put_bytes and fatal() in the worker are refused
+    at Create with a fault; nothing is sent to the monitor."""
+    t = target()
+    xml, mid = _create_xml(OVERSIZED_SHELLS[name])
+    r = post(t.d.https_url, xml, user=t.admin)
+    if r.status_code == 200:
+        # The old behaviour: Create succeeded; the Command then killed the worker.
+        sid = re.search(r'Name="ShellId">([^<]+)<', r.text).group(1)
+        r2 = post(t.d.https_url, _command_xml(sid, str(uuid.uuid4()), "true"), user=t.admin)
+        pytest.fail("Create with %s was accepted (Command answered %d); worker %s, now %s"
+                    % (name, r2.status_code, t.worker, t.d.worker_pid(timeout=5)))
+    assert_fault(r, ERROR_SCHEMA_VALIDATION, mid)
+    survived(t)
+
+
+def test_largest_allowed_shell_input_runs(target):
+    """Just under every limit still works end to end."""
+    t = target()
+    env = _env([("V%d" % i, "w" * 500) for i in range(100)] + [("LAST", "ok")])
+    xml, mid = _create_xml(env + "<rsp:WorkingDirectory>/tmp</rsp:WorkingDirectory>")
+    root = assert_ok(post(t.d.https_url, xml, user=t.admin), mid)
+    sid = root.find(".//{http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd}Selector").text
+    sh = RawShell(t.d, t.admin)
+    cid = sh.command(sid, 'echo "$LAST $(pwd) ${#V99}"')
+    assert sh.receive_all(sid, cid, limit=30) == (b"ok /tmp 500\n", b"", 0)
+    sh.delete(sid)
+    survived(t)
+
+
+def test_command_line_too_long_refused(target):
+    t = target()
+    sh = RawShell(t.d, t.admin)
+    sid = sh.create()
+    xml = _command_xml(sid, str(uuid.uuid4()), "echo " + "a" * 40000)
+    assert_fault(post(t.d.https_url, xml, user=t.admin), ERROR_SCHEMA_VALIDATION)
+    sh.delete(sid)
+    survived(t)
+
+
+def _big_conf(d):
+    """A configuration that parses but whose -T dump exceeds one IPC field."""
+    text = d.config_text()
+    for i in range(40):
+        text += "[CertMapping big%d]\nUser = root\nSubject = CN=%s\n" % (i, "x" * 4000)
+    return text
+
+
+def test_config_too_large_for_the_worker_refused(target, tmp_path):
+    """winrmd -t refuses it, and a reload with it keeps the running configuration
+    (it used to kill the root monitor)."""
+    t = target()
+    conf = tmp_path / "big.conf"
+    conf.write_text(_big_conf(t.d))
+    p = subprocess.run([WINRMD, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "worker" in p.stderr, p.stderr
+    monitor = t.d.pid
+    t.d.reload(_big_conf(t.d))
+    time.sleep(1)
+    assert t.d.proc.poll() is None, "the monitor died on reload; log:\n" + t.d.log()[-3000:]
+    assert t.d.pid == monitor
+    survived(t)

@@ -1644,6 +1644,80 @@ static void close_msg_fds(struct ipc_msg *m)
 
 static unsigned char ipc_rbuf[IPC_MAX_MSG];
 
+/* A configuration the monitor could not send to the worker is refused when read. */
+static void test_conf_dump_too_large(void)
+{
+	struct buf b;
+	struct conf c;
+	char err[512] = "";
+	int r;
+
+	buf_init(&b, 0);
+	for (int i = 0; i < 40; i++) {
+		buf_appendf(&b, "[CertMapping m%d]\nUser = alice\nSubject = CN=", i);
+		for (int j = 0; j < 4000; j++)
+			buf_appends(&b, "x");
+		buf_appends(&b, "\n");
+	}
+	r = conf_parse((const char *)b.data, b.len, "big.conf", &c, err, sizeof err);
+	CHECK(r == -EINVAL);
+	CHECK(strstr(err, "handed to the worker") != NULL);
+	if (r == 0)
+		conf_free(&c);
+	buf_free(&b);
+}
+
+/* Sizes come from the network: an oversized field or message is refused, never fatal. */
+static void test_ipc_encode_refused(void)
+{
+	int sv[2], p[2];
+	struct ipc_out o;
+	struct ipc_msg m;
+	char *s = xmalloc(IPC_MAX_STRING + 2);
+
+	if (!CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) == 0))
+		return;
+	memset(s, 'z', IPC_MAX_STRING + 1);
+	s[IPC_MAX_STRING + 1] = '\0';
+
+	/* One field past IPC_MAX_STRING: sticky -E2BIG, later fields ignored. */
+	ipc_out_init(&o, IPC_SPAWN);
+	ipc_put_u32(&o, 1);
+	ipc_put_str(&o, s);
+	CHECK(o.err == -E2BIG);
+	ipc_put_str(&o, "after");
+	CHECK(o.err == -E2BIG);
+	CHECK(chan_send(sv[0], &o) == -E2BIG);
+
+	/* Fields each under the limit, together past IPC_MAX_MSG: -EMSGSIZE. */
+	s[IPC_MAX_STRING / 2] = '\0';
+	ipc_out_init(&o, IPC_SPAWN);
+	for (int i = 0; i < 5; i++)
+		ipc_put_str(&o, s);
+	CHECK(o.err == -EMSGSIZE);
+	CHECK(chan_send(sv[0], &o) == -EMSGSIZE);
+
+	/* Too many descriptors: refused, and every one of them closed. */
+	if (CHECK(pipe(p) == 0)) {
+		ipc_out_init(&o, IPC_SPAWN_RESULT);
+		for (int i = 0; i < IPC_MAX_FDS; i++)
+			ipc_put_fd(&o, dup(p[0]));
+		ipc_put_fd(&o, p[0]);
+		CHECK(o.err == -EMSGSIZE);
+		CHECK(fcntl(p[0], F_GETFD) < 0);
+		CHECK(chan_send(sv[0], &o) == -EMSGSIZE);
+		close(p[1]);
+	}
+	/* Nothing reached the peer, and the channel still works. */
+	CHECK(ipc_recv_blocking(sv[1], ipc_rbuf, sizeof ipc_rbuf, &m) < 0);
+	ipc_out_init(&o, IPC_CONFIG_DONE);
+	CHECK(chan_send(sv[0], &o) == 0);
+	CHECK(ipc_recv_blocking(sv[1], ipc_rbuf, sizeof ipc_rbuf, &m) == 0 && m.type == IPC_CONFIG_DONE);
+	free(s);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_ipc_roundtrip(void)
 {
 	int sv[2];
@@ -1914,6 +1988,8 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_soap_reply),
 	T(test_auth_basic),
 	T(test_ipc_roundtrip),
+	T(test_ipc_encode_refused),
+	T(test_conf_dump_too_large),
 	T(test_ipc_malformed),
 	T(test_ipc_fds),
 #define X(fn) T(fn),
