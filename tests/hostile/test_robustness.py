@@ -247,3 +247,50 @@ def test_config_too_large_for_the_worker_refused(target, tmp_path):
     assert t.d.proc.poll() is None, "the monitor died on reload; log:\n" + t.d.log()[-3000:]
     assert t.d.pid == monitor
     survived(t)
+
+
+# --------------------------------------------------------------------------- 4: declared encodings
+
+def _ebcdic_body(extra_attrs=0):
+    xml, mid = config_get_envelope()
+    xml = xml.replace('encoding="utf-8"', 'encoding="IBM037"')
+    if extra_attrs:
+        attrs = " ".join('a%d=""' % i for i in range(extra_attrs))
+        xml = xml.replace("<env:Body>", "<env:Body><x %s/>" % attrs)
+    return xml.encode("cp037"), mid
+
+
+def test_ebcdic_envelope_refused_with_accepted_encodings(target):
+    t = target()
+    body, mid = _ebcdic_body()
+    r = post(t.d.https_url, body, user=t.admin)
+    assert_fault(r, ERROR_INVALID_XML)
+    assert "Only UTF-8 and UTF-16 are accepted" in r.text, r.text
+    # A declaration the server can read is named in the fault.
+    xml, mid = config_get_envelope()
+    r = post(t.d.https_url, xml.replace('encoding="utf-8"', 'encoding="ISO-8859-1"'), user=t.admin)
+    assert_fault(r, ERROR_INVALID_XML)
+    assert "ISO-8859-1" in r.text and "Only UTF-8 and UTF-16 are accepted" in r.text, r.text
+    survived(t)
+
+
+def test_attribute_limit_not_bypassed_by_encoding(target):
+    """60,000 attributes that attrs_bounded could not see as '=' bytes."""
+    t = target(service={"MaxEnvelopeSizekb": "600"})
+    body, mid = _ebcdic_body(60000)
+    assert len(body) > 400000
+    t0 = time.monotonic()
+    r = post(t.d.https_url, body, user=t.admin)
+    took = time.monotonic() - t0
+    assert_fault(r, ERROR_INVALID_XML)
+    assert took < 3.0, "took %.1f s to refuse" % took
+    survived(t)
+
+
+def test_utf16_envelope_still_served(target):
+    t = target()
+    xml, mid = config_get_envelope()
+    for data in (b"\xff\xfe" + xml.replace("utf-8", "utf-16").encode("utf-16-le"),
+                 b"\xfe\xff" + xml.replace("utf-8", "utf-16").encode("utf-16-be")):
+        assert_ok(post(t.d.https_url, data, user=t.admin), mid)
+    survived(t)

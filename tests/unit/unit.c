@@ -1285,6 +1285,49 @@ static void test_soap_trailing_nul(void)
 	free(x);
 }
 
+/* The parser sees UTF-8 only: UTF-16 is transcoded, other encodings are refused. */
+static void test_soap_encodings(void)
+{
+	char *x = subst(req_command, PYWINRM);
+	size_t n = strlen(x);
+	unsigned char *u16 = xcalloc(2, n + 1);
+	struct soap_req req;
+	struct soap_error err;
+	struct buf b;
+
+	/* UTF-16LE with a BOM and a declaration saying so. */
+	u16[0] = 0xff;
+	u16[1] = 0xfe;
+	for (size_t i = 0; i < n; i++)
+		u16[2 + 2 * i] = (unsigned char)x[i];
+	CHECK(soap_parse(u16, 2 + 2 * n, &req, &err) == 0);
+	CHECK_STR(req.message_id, MSGID);
+	soap_req_free(&req);
+
+	/* Any other declared encoding: a fault that says what is accepted. */
+	buf_init(&b, 0);
+	buf_appendf(&b, "<?xml version=\"1.0\" encoding=\"IBM037\"?>%s", x);
+	CHECK(soap_parse(b.data, b.len, &req, &err) == -EINVAL);
+	CHECK(err.fault == SF_INVALID_XML);
+	CHECK(strstr(err.arg, "IBM037") && strstr(err.arg, "Only UTF-8 and UTF-16"));
+	soap_req_free(&req);
+	buf_reset(&b);
+	buf_appendf(&b, "<?xml version='1.0' encoding = 'ucs-4'?>%s", x);
+	CHECK(soap_parse(b.data, b.len, &req, &err) == -EINVAL && strstr(err.arg, "ucs-4"));
+	soap_req_free(&req);
+
+	/* EBCDIC bytes with no readable declaration: not UTF-8 text. */
+	{
+		static const unsigned char ebcdic[] = { 0x4c, 0x6f, 0xa7, 0x94, 0x93, 0x40, 0xa5, 0x85 };
+		CHECK(soap_parse(ebcdic, sizeof ebcdic, &req, &err) == -EINVAL);
+		CHECK(err.fault == SF_INVALID_XML);
+		soap_req_free(&req);
+	}
+	buf_free(&b);
+	free(u16);
+	free(x);
+}
+
 /* Text of the first element named `name` anywhere below n. */
 static char *find_text(xmlNodePtr n, const char *ns, const char *name)
 {
@@ -1983,6 +2026,7 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_soap_depth),
 	T(test_soap_malformed),
 	T(test_soap_trailing_nul),
+	T(test_soap_encodings),
 	T(test_soap_fault),
 	T(test_soap_fault_utf8),
 	T(test_soap_reply),
