@@ -66,7 +66,7 @@ void auth_neg_free(struct auth_neg *n)
 
 bool auth_conn_negotiated(const struct http_conn *c)
 {
-	return c->neg && c->neg->state == NEG_DONE;
+	return c->neg && c->neg->state == NEG_DONE && c->login_id;
 }
 
 const char *auth_conn_scheme(const struct http_conn *c)

@@ -294,3 +294,117 @@ def test_utf16_envelope_still_served(target):
                  b"\xfe\xff" + xml.replace("utf-8", "utf-16").encode("utf-16-be")):
         assert_ok(post(t.d.https_url, data, user=t.admin), mid)
     survived(t)
+
+
+# --------------------------------------------------------------------------- NTLM, crafted
+
+NTLMSSP_UNICODE = 0x00000001
+NTLMSSP_REQUEST_TARGET = 0x00000004
+NTLMSSP_NTLM = 0x00000200
+NTLMSSP_ALWAYS_SIGN = 0x00008000
+NTLMSSP_ESS = 0x00080000
+NTLMSSP_TARGET_INFO = 0x00800000
+NTLMSSP_128 = 0x20000000
+NTLMSSP_56 = 0x80000000
+CLIENT_FLAGS = (NTLMSSP_UNICODE | NTLMSSP_REQUEST_TARGET | NTLMSSP_NTLM | NTLMSSP_ALWAYS_SIGN |
+                NTLMSSP_ESS | NTLMSSP_TARGET_INFO | NTLMSSP_128 | NTLMSSP_56)
+
+OPENSSL_LEGACY = """openssl_conf = oc
+[oc]
+providers = pr
+[pr]
+default = d
+legacy = l
+[d]
+activate = 1
+[l]
+activate = 1
+"""
+
+
+def nt_hash(password, tmp_path):
+    """MD4(UTF-16LE(password)); MD4 lives in OpenSSL's legacy provider, which the
+    test interpreter did not load, so a child with OPENSSL_CONF computes it."""
+    try:
+        return hashlib.new("md4", password.encode("utf-16le")).digest()
+    except ValueError:
+        pass
+    cnf = tmp_path / "openssl-legacy.cnf"
+    cnf.write_text(OPENSSL_LEGACY)
+    env = dict(os.environ, OPENSSL_CONF=str(cnf))
+    p = subprocess.run([sys.executable, "-c",
+                        "import hashlib,sys; print(hashlib.new('md4', sys.stdin.read().encode('utf-16le')).hexdigest())"],
+                       input=password, capture_output=True, text=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return bytes.fromhex(p.stdout.strip())
+
+
+def ntlm_negotiate():
+    return b"NTLMSSP\0" + struct.pack("<II", 1, CLIENT_FLAGS) + b"\0" * 16
+
+
+def ntlm_authenticate(challenge, user, domain, nthash, workstation=""):
+    """An NTLMv2 AUTHENTICATE (no MIC, no session key exchange) for a CHALLENGE."""
+    assert challenge[:8] == b"NTLMSSP\0" and struct.unpack("<I", challenge[8:12])[0] == 2
+    chal_flags = struct.unpack("<I", challenge[20:24])[0]
+    server_challenge = challenge[24:32]
+    ti_len, _, ti_off = struct.unpack("<HHI", challenge[40:48])
+    target_info = challenge[ti_off:ti_off + ti_len]
+    ts = struct.pack("<Q", (int(time.time()) + 11644473600) * 10000000)
+    ntowf = hmac.new(nthash, (user.upper() + domain).encode("utf-16le"), "md5").digest()
+    temp = b"\x01\x01" + b"\0" * 6 + ts + os.urandom(8) + b"\0" * 4 + target_info + b"\0" * 4
+    proof = hmac.new(ntowf, server_challenge + temp, "md5").digest()
+    nt = proof + temp
+    flags = CLIENT_FLAGS & chal_flags
+    fields = [b"\0" * 24, nt, domain.encode("utf-16le"), user.encode("utf-16le"),
+              workstation.encode("utf-16le"), b""]       # LM, NT, domain, user, workstation, ESK
+    off, hdr, payload = 64, b"", b""
+    for f in fields:
+        hdr += struct.pack("<HHI", len(f), len(f), off)
+        payload += f
+        off += len(f)
+    return b"NTLMSSP\0" + struct.pack("<I", 3) + hdr + struct.pack("<I", flags) + payload
+
+
+def ntlm_login(c, user, nthash, domain="", workstation="", body=b""):
+    r = c.post(body=b"", auth="Negotiate " + base64.b64encode(ntlm_negotiate()).decode())
+    assert r.status == 401, r.describe()
+    chal = r.token("Negotiate")
+    assert chal, r.describe()
+    msg = ntlm_authenticate(chal, user, domain, nthash, workstation)
+    return c.post(body=body, auth="Negotiate " + base64.b64encode(msg).decode())
+
+
+@pytest.fixture
+def ntlm_target(target, tmp_path, users):
+    """A daemon with Negotiate and an NT hash store holding the admin's password."""
+    store = str(tmp_path / "ntlm.db")
+    conf = tmp_path / "winrmctl.conf"
+    conf.write_text(make_config(1, 2, "/nonexistent.crt", "/nonexistent.key", auth={"NtlmStore": store}))
+    p = subprocess.run([WINRMCTL, "-f", str(conf), "ntlm", "set-password", users.admin.name, "--stdin"],
+                       input=users.admin.password + "\n", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    t = target(auth={"NtlmStore": store, "Negotiate": "true"})
+    t.nthash = nt_hash(users.admin.password, tmp_path)
+    return t
+
+
+# --------------------------------------------------------------------------- 5: released login
+
+def test_failed_basic_after_ntlm_leaves_connection_unauthenticated(ntlm_target):
+    t = ntlm_target
+    xml, mid = config_get_envelope()
+    with RawConn(t.d, https=True) as c:
+        r = ntlm_login(c, t.admin.name, t.nthash, body=xml)
+        assert r.status == 200, r.describe()
+        # Still logged in: header-less requests are served as the NTLM user.
+        xml, mid = config_get_envelope()
+        assert c.post(body=xml).status == 200
+        # A failed Basic attempt on the same connection releases that login ...
+        r = c.post(body=xml, auth=basic_header(t.admin.name, "wrong-" + secrets.token_hex(4)))
+        assert r.status == 401, r.describe()
+        # ... and nothing is served on it any more without new credentials.
+        for _ in range(2):
+            r = c.post(body=xml)
+            assert r.status == 401, "served after the login was released: " + r.describe()
+    survived(t)
