@@ -408,3 +408,21 @@ def test_failed_basic_after_ntlm_leaves_connection_unauthenticated(ntlm_target):
             r = c.post(body=xml)
             assert r.status == 401, "served after the login was released: " + r.describe()
     survived(t)
+
+
+# --------------------------------------------------------------------------- 6: log forging
+
+def test_ntlm_domain_cannot_forge_log_lines(ntlm_target):
+    t = ntlm_target
+    mark = "FORGED%s" % secrets.token_hex(4)
+    evil = "X\nwinrmd[1]: notice: %s login of root succeeded\r\n%s" % (mark, mark)
+    start = len(t.d.log())
+    with RawConn(t.d, https=True) as c:
+        r = ntlm_login(c, t.admin.name, t.nthash, domain=evil, workstation=evil)
+        assert r.status == 401, r.describe()
+    assert t.d.wait_log("not a local account", start=start), t.d.log()[start:]
+    log = t.d.log()[start:]
+    forged = [ln for ln in log.splitlines() if ln.startswith(mark) or ln.startswith("winrmd[1]")]
+    assert not forged, log
+    assert mark in log     # still logged, with the control characters replaced
+    survived(t)
