@@ -10,11 +10,14 @@
 
 /* HTTP front end (libmicrohttpd). */
 #define HTTP_CONN_MEMORY_LIMIT      (32 * 1024)   /* headers + read buffer per connection; cleared per request */
-#define HTTP_PER_IP_CONN_LIMIT      64
+#define HTTP_PER_IP_CONN_LIMIT      64            /* default of MaxConnectionsPerIP */
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
 #define HTTP_AUTH_QUEUE_MAX         1024          /* more wait in the worker; past this, 503 */
 #define HTTP_ANON_BODY_MAX          (16 * 1024)   /* an anonymous Identify is ~200 bytes */
+/* A request that cannot authenticate itself (no credentials, an NTLM NEGOTIATE) on a
+ * connection with no login: enough for any handshake leg or fault, not for a flood. */
+#define HTTP_UNAUTH_BODY_MAX        (64 * 1024)
 /* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
 #define HTTP_BODY_OVERHEAD          4096
 /* An oversized body up to this size is drained before the 413 (see http.c). */

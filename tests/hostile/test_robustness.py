@@ -426,3 +426,50 @@ def test_ntlm_domain_cannot_forge_log_lines(ntlm_target):
     assert not forged, log
     assert mark in log     # still logged, with the control characters replaced
     survived(t)
+
+
+# --------------------------------------------------------------------------- 7: admission
+
+def test_connections_per_address_limited_by_default(target):
+    """MaxConnectionsPerIP defaults to HTTP_PER_IP_CONN_LIMIT (64), per listener."""
+    t = target()
+    socks = []
+    try:
+        for _ in range(64):
+            socks.append(socket.create_connection(("127.0.0.1", t.d.http_port), timeout=10))
+        time.sleep(1)
+        extra = socket.create_connection(("127.0.0.1", t.d.http_port), timeout=10)
+        extra.settimeout(10)
+        try:
+            extra.sendall(b"POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            got = extra.recv(100)
+        except OSError:
+            got = b""
+        extra.close()
+        assert got == b"", "connection 65 from one address was served: %r" % got[:60]
+        # Those inside the limit are served.
+        s = socks[0]
+        s.sendall(b"POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 401"), "a connection inside the limit was not served"
+    finally:
+        for s in socks:
+            s.close()
+    survived(t)
+
+
+def test_unauthenticated_body_capped(target):
+    t = target()
+    xml, mid = config_get_envelope(header_padding="<!--%s-->" % ("p" * 100000))
+    # No credentials: 413 rather than reading a whole envelope for a 401.
+    r = post(t.d.https_url, xml)
+    assert r.status_code == 413, r.status_code
+    # Only the NEGOTIATE leg of NTLM: the same.
+    neg = "Negotiate " + base64.b64encode(b"NTLMSSP\0" + struct.pack("<II", 1, 0xe2088297) + b"\0" * 16).decode()
+    r = post(t.d.https_url, xml, auth=neg)
+    assert r.status_code == 413, r.status_code
+    # Below the cap: the usual 401.
+    small, _ = config_get_envelope(header_padding="<!--%s-->" % ("p" * 50000))
+    assert post(t.d.https_url, small).status_code == 401
+    # Credentials that authenticate this request keep the envelope limit.
+    assert_ok(post(t.d.https_url, xml, user=t.admin), mid)
+    survived(t)

@@ -209,7 +209,7 @@ static void test_conf_defaults(void)
 	CHECK(c.service.max_batch_items == 32000);
 	CHECK(c.service.max_ops_per_user == 1500);
 	CHECK(c.service.max_connections == 300);
-	CHECK(c.service.max_connections_per_ip == 300);
+	CHECK(c.service.max_connections_per_ip == HTTP_PER_IP_CONN_LIMIT);
 	CHECK_STR(c.service.allowed_groups, "sudo wheel winrm-users");
 	CHECK_STR(c.service.allowed_users, "");
 	CHECK(c.service.unauth_identify == true);
