@@ -84,6 +84,7 @@ static struct {
 	struct mon_child *children;
 	size_t n_children, cap_children;
 	struct pending_auth *pending;
+	unsigned n_pending;
 	struct auth_job *auth_jobs;
 	unsigned n_auth_jobs;
 } M = { .exe_fd = -1 };
@@ -292,6 +293,7 @@ static int pending_fire(sd_event_source *s, uint64_t usec, void *userdata)
 	for (pp = &M.pending; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
+			M.n_pending--;
 			break;
 		}
 	login_reply(p->type, p->req, p->result, NULL, NULL, 0);
@@ -308,6 +310,7 @@ static void pending_flush(void)
 		sd_event_source_unref(p->timer);
 		free(p);
 	}
+	M.n_pending = 0;
 }
 
 /* ---- the IPC table ---------------------------------------------------- */
@@ -340,6 +343,23 @@ static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
 	}
 	p->next = M.pending;
 	M.pending = p;
+	M.n_pending++;
+}
+
+/*
+ * Each failed login waits AUTH_FAIL_DELAY_MS for its answer, which is what
+ * paces guessing, also by a compromised worker.  So that the waiting answers
+ * stay bounded without giving up that pace, a login request that arrives
+ * while MON_DELAYED_REPLIES_MAX failures wait is refused unchecked, at once.
+ * (Password checks already running may add up to MON_AUTH_JOBS_MAX more.)
+ */
+static bool logins_saturated(uint32_t type, uint32_t req)
+{
+	if (M.n_pending < MON_DELAYED_REPLIES_MAX)
+		return false;
+	log_warn("%u failed logins wait for their answer; refusing another one unchecked", M.n_pending);
+	login_reply(type, req, IPC_AUTH_ERROR, NULL, NULL, 0);
+	return true;
 }
 
 /* The identity is proven: check the account is allowed in and remember the login. */
@@ -442,7 +462,7 @@ static void h_auth_password(struct ipc_msg *m)
 	struct auth_job *j;
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
 	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
 	    !str_clean(remote, 64)) {
@@ -498,7 +518,7 @@ static void h_gss_accept(struct ipc_msg *m)
 	char why[512] = "", *user = NULL;
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_GSS_RESULT, req))
 		return;
 	if (!str_clean(remote, 64) || !M.conf.auth.kerberos) {
 		reply_delayed(IPC_GSS_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
@@ -544,7 +564,7 @@ static void h_cert_login(struct ipc_msg *m)
 	for (uint32_t i = 0; i < n; i++)
 		der[i] = ipc_bytes(m, &len[i]);
 	remote = ipc_str(m);
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
 	if (!M.conf.auth.certificate || !str_clean(remote, 64) ||
 	    mon_cert_map(&M.conf, der, len, n, &user, why, sizeof why) < 0) {
@@ -573,7 +593,7 @@ static void h_ntlm_verify(struct ipc_msg *m)
 	unsigned char hash[16], key[16];
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_NTLM_RESULT, req))
 		return;
 	if (!str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
 	    !str_clean(remote, 64)) {

@@ -45,6 +45,7 @@
 #define MON_MAX_LOGINS              4096          /* verified logins the monitor remembers */
 #define MON_MAX_SESSIONS            8192
 #define MON_AUTH_JOBS_MAX           (2 * HTTP_UNAUTH_PENDING_MAX) /* password-check children */
+#define MON_DELAYED_REPLIES_MAX     1024          /* failed logins waiting out AUTH_FAIL_DELAY_MS */
 #define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
 
 /* Shells, commands and PowerShell runspaces. */
