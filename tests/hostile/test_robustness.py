@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import os
+import pwd
 import re
 import secrets
 import socket
@@ -27,6 +28,7 @@ import requests
 from hostile_util import (ACT_COMMAND, ACT_DELETE, ACT_SIGNAL, ERROR_SCHEMA_VALIDATION,
                           ERROR_SHELL_NOT_FOUND, SIGNAL_TERMINATE, RawShell, assert_serving,
                           kill_user_procs, pgrep)
+from daemon_util import free_port
 from wire_util import RawConn
 from wsman_util import (ACTION_GET, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, WINRMD, assert_fault,
                         assert_ok, basic_header, config_get_envelope, envelope, make_config, post,
@@ -472,4 +474,41 @@ def test_unauthenticated_body_capped(target):
     assert post(t.d.https_url, small).status_code == 401
     # Credentials that authenticate this request keep the envelope limit.
     assert_ok(post(t.d.https_url, xml, user=t.admin), mid)
+    survived(t)
+
+
+# --------------------------------------------------------------------------- 8: smaller ones
+
+def test_tls_key_not_owned_by_root_refused(target, tls_cert, tmp_path, other_user):
+    """A key file with mode 0600 but another owner (who could swap it, or chmod it
+    back) is refused like a key with a loose mode."""
+    t = target()
+    cert, key = tls_cert
+    bad = tmp_path / "key-other-owner.pem"
+    bad.write_bytes(open(key, "rb").read())
+    os.chmod(bad, 0o600)
+    os.chown(bad, pwd.getpwnam(other_user.name).pw_uid, -1)
+    text = t.d.config_text().replace("KeyFile = %s" % key, "KeyFile = %s" % bad)
+    assert str(bad) in text
+    conf = tmp_path / "w.conf"
+    text = (text.replace("Port = %d" % t.d.http_port, "Port = %d" % free_port())
+                .replace("Port = %d" % t.d.https_port, "Port = %d" % free_port())
+                .replace("[Service]\n", "[Service]\nControlSocket = %s\n" % (tmp_path / "control"), 1))
+    conf.write_text(text)
+    p = subprocess.Popen([WINRMD, "-d", "-f", str(conf)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, out = time.monotonic() + 20, b""
+        os.set_blocking(p.stdout.fileno(), False)
+        while time.monotonic() < deadline and b"not root" not in out and p.poll() is None:
+            out += p.stdout.read() or b""
+            time.sleep(0.2)
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    assert b"owned by uid" in out and b"not root" in out, out.decode(errors="replace")[-3000:]
     survived(t)
