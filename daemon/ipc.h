@@ -33,6 +33,7 @@ enum ipc_type {
 	IPC_SESSION_KILLED,      /* u64 session: an admin ended it (winrmctl shells kill) */
 	IPC_GSS_RESULT,          /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid,
 	                            bytes exported context, bytes reply token */
+	IPC_NTLM_CHALLENGE_RESULT, /* u32 req, bytes server challenge (8) */
 
 	/* worker -> monitor */
 	IPC_AUTH_PASSWORD = 100, /* u32 req, str user, str password, str remote */
@@ -46,6 +47,7 @@ enum ipc_type {
 	                            bytes encrypted session key, u32 flags, str remote */
 	IPC_GSS_ACCEPT,          /* u32 req, bytes token, bytes channel-binding data, u32 strict, str remote */
 	IPC_CERT_LOGIN,          /* u32 req, u32 n, bytes certificate (DER, leaf first) x n, str remote */
+	IPC_NTLM_CHALLENGE,      /* u32 req: issue a server challenge for IPC_NTLM_VERIFY */
 };
 
 /* IPC_CONFIG facts: what only root can see */

@@ -52,6 +52,11 @@ struct mon_child {
 	struct mon_session *s;
 };
 
+struct ntlm_challenge {
+	unsigned char ch[8];
+	uint64_t issued_ms;
+};
+
 struct pending_auth {
 	struct pending_auth *next;
 	uint32_t type;
@@ -85,6 +90,8 @@ static struct {
 	size_t n_children, cap_children;
 	struct pending_auth *pending;
 	unsigned n_pending;
+	struct ntlm_challenge challenges[MON_NTLM_CHALLENGES_MAX]; /* oldest first */
+	size_t n_challenges;
 	struct auth_job *auth_jobs;
 	unsigned n_auth_jobs;
 } M = { .exe_fd = -1 };
@@ -582,6 +589,69 @@ static void h_cert_login(struct ipc_msg *m)
 	login_finish(IPC_AUTH_RESULT, req, user, remote, NULL, 0);
 }
 
+/* Forget challenges whose handshake cannot still be running. */
+static void challenges_expire(void)
+{
+	uint64_t now = now_ms();
+	size_t k = 0;
+
+	while (k < M.n_challenges && now - M.challenges[k].issued_ms > MON_NTLM_CHALLENGE_TTL_MS)
+		k++;
+	if (k) {
+		memmove(M.challenges, M.challenges + k, (M.n_challenges - k) * sizeof *M.challenges);
+		M.n_challenges -= k;
+	}
+}
+
+void mon_ntlm_challenge_issue(unsigned char out[8])
+{
+	struct ntlm_challenge *c;
+
+	challenges_expire();
+	if (M.n_challenges == MON_NTLM_CHALLENGES_MAX) {
+		/* The oldest handshake loses; its AUTHENTICATE will be refused. */
+		memmove(M.challenges, M.challenges + 1, (M.n_challenges - 1) * sizeof *M.challenges);
+		M.n_challenges--;
+	}
+	c = &M.challenges[M.n_challenges++];
+	random_bytes(c->ch, sizeof c->ch);
+	c->issued_ms = now_ms();
+	memcpy(out, c->ch, sizeof c->ch);
+}
+
+void mon_ntlm_challenges_forget(void)
+{
+	M.n_challenges = 0;
+}
+
+static void h_ntlm_challenge(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	unsigned char ch[8];
+	struct ipc_out o;
+
+	if (!ipc_end(m))
+		return;
+	mon_ntlm_challenge_issue(ch);
+	ipc_out_init(&o, IPC_NTLM_CHALLENGE_RESULT);
+	ipc_put_u32(&o, req);
+	ipc_put_bytes(&o, ch, sizeof ch);
+	send_worker(&o);
+}
+
+bool mon_ntlm_challenge_take(const unsigned char ch[8])
+{
+	challenges_expire();
+	for (size_t i = 0; i < M.n_challenges; i++)
+		if (!memcmp(M.challenges[i].ch, ch, 8)) {
+			memmove(M.challenges + i, M.challenges + i + 1,
+			    (M.n_challenges - i - 1) * sizeof *M.challenges);
+			M.n_challenges--;
+			return true;
+		}
+	return false;
+}
+
 static void h_ntlm_verify(struct ipc_msg *m)
 {
 	uint32_t req = ipc_u32(m);
@@ -597,6 +667,12 @@ static void h_ntlm_verify(struct ipc_msg *m)
 		return;
 	if (!str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
 	    !str_clean(remote, 64)) {
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (!mon_ntlm_challenge_take(chal)) {
+		log_warn("NTLM login of %s from %s refused: its challenge was not issued by the monitor "
+		    "or was already used (a replayed AUTHENTICATE?)", user, remote);
 		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
@@ -868,6 +944,7 @@ static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata
 	switch (m->type) {
 	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
 	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
+	case IPC_NTLM_CHALLENGE: h_ntlm_challenge(m); break;
 	case IPC_GSS_ACCEPT: h_gss_accept(m); break;
 	case IPC_CERT_LOGIN: h_cert_login(m); break;
 	case IPC_LOGIN_RELEASE: h_login_release(m); break;
@@ -888,6 +965,7 @@ static void worker_forget(void)
 	M.worker = NULL;
 	pending_flush();
 	auth_jobs_cancel();
+	mon_ntlm_challenges_forget();       /* the handshakes died with the worker */
 	while (M.n_logins)
 		login_free(M.logins[--M.n_logins]);
 	/* Shells die with the worker that held their pipes. */

@@ -277,6 +277,7 @@ static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 	case IPC_SPAWN_RESULT:
 	case IPC_NTLM_RESULT:
 	case IPC_GSS_RESULT:
+	case IPC_NTLM_CHALLENGE_RESULT:
 		dispatch_reply(m);
 		break;
 	case IPC_SESSION_KILLED: {

@@ -46,6 +46,8 @@
 #define MON_MAX_SESSIONS            8192
 #define MON_AUTH_JOBS_MAX           (2 * HTTP_UNAUTH_PENDING_MAX) /* password-check children */
 #define MON_DELAYED_REPLIES_MAX     1024          /* failed logins waiting out AUTH_FAIL_DELAY_MS */
+#define MON_NTLM_CHALLENGES_MAX     4096          /* issued NTLM challenges not yet used */
+#define MON_NTLM_CHALLENGE_TTL_MS   (HTTP_CONN_TIMEOUT_S * 1000ULL) /* a handshake's connection lives no longer */
 #define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
 
 /* Shells, commands and PowerShell runspaces. */

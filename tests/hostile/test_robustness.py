@@ -512,3 +512,16 @@ def test_tls_key_not_owned_by_root_refused(target, tls_cert, tmp_path, other_use
             p.wait()
     assert b"owned by uid" in out and b"not root" in out, out.decode(errors="replace")[-3000:]
     survived(t)
+
+
+def test_ntlm_login_with_monitor_issued_challenge(ntlm_target):
+    """The challenge now comes from the monitor, which accepts each once: a normal
+    NTLM login still works, twice in a row on one connection."""
+    t = ntlm_target
+    with RawConn(t.d, https=True) as c:
+        for _ in range(2):
+            xml, mid = config_get_envelope()
+            r = ntlm_login(c, t.admin.name, t.nthash, body=xml)
+            assert r.status == 200, r.describe()
+    assert "already used" not in t.d.log()
+    survived(t)

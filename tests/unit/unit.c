@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "ipc.h"
+#include "mon.h"
 #include "soap.h"
 #include "util.h"
 #include "wlimits.h"
@@ -1687,6 +1688,32 @@ static void close_msg_fds(struct ipc_msg *m)
 
 static unsigned char ipc_rbuf[IPC_MAX_MSG];
 
+/* A compromised worker cannot replay an AUTHENTICATE: each challenge verifies once. */
+static void test_mon_ntlm_challenge_single_use(void)
+{
+	unsigned char a[8], b[8], first[8], unknown[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+	mon_ntlm_challenges_forget();
+	mon_ntlm_challenge_issue(a);
+	mon_ntlm_challenge_issue(b);
+	CHECK(memcmp(a, b, 8) != 0);
+	CHECK(!mon_ntlm_challenge_take(unknown));
+	CHECK(mon_ntlm_challenge_take(b));
+	CHECK(!mon_ntlm_challenge_take(b));
+	CHECK(mon_ntlm_challenge_take(a));
+	CHECK(!mon_ntlm_challenge_take(a));
+	/* A full table drops the oldest. */
+	mon_ntlm_challenge_issue(first);
+	for (int i = 0; i < MON_NTLM_CHALLENGES_MAX; i++)
+		mon_ntlm_challenge_issue(a);
+	CHECK(!mon_ntlm_challenge_take(first));
+	CHECK(mon_ntlm_challenge_take(a));
+	/* A restarted worker's handshakes are gone: so are their challenges. */
+	mon_ntlm_challenge_issue(a);
+	mon_ntlm_challenges_forget();
+	CHECK(!mon_ntlm_challenge_take(a));
+}
+
 /* A configuration the monitor could not send to the worker is refused when read. */
 static void test_conf_dump_too_large(void)
 {
@@ -2034,6 +2061,7 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_ipc_roundtrip),
 	T(test_ipc_encode_refused),
 	T(test_conf_dump_too_large),
+	T(test_mon_ntlm_challenge_single_use),
 	T(test_ipc_malformed),
 	T(test_ipc_fds),
 #define X(fn) T(fn),
