@@ -853,6 +853,12 @@ static void h_spawn(struct ipc_msg *m)
 	    session_processes(s) >= M.conf.winrs.max_procs_per_shell) {
 		r = -EUSERS;
 	} else if (flags & IPC_SPAWN_RUNSPACE) {
+		/*
+		 * Everything about a session configuration's process comes from the
+		 * configuration the monitor holds, never from the worker: with
+		 * RunAsUser it runs as another account than the one that logged in.
+		 */
+		static char *const runspace_env[] = { "POWERSHELL_TELEMETRY_OPTOUT=1", NULL };
 		char *rargv[SPAWN_MAX_ARGS + 1];
 		char *words = xstrdup(s->command), *save = NULL;
 		size_t ra = 0;
@@ -866,7 +872,7 @@ static void h_spawn(struct ipc_msg *m)
 		rargv[ra] = NULL;
 		r = ra ? mon_resolve_program(&rargv[0]) : -EINVAL;
 		if (r == 0)
-			r = mon_spawn(s, cwd, rargv, env, 0, &pid, fds);
+			r = mon_spawn(s, "", rargv, (char **)runspace_env, 0, &pid, fds);
 		if (r == 0)
 			child_add(pid, s);
 		free(rargv[0] != words && ra ? rargv[0] : NULL);
