@@ -278,6 +278,14 @@ static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const str
 	}
 	if (type == IPC_GSS_RESULT)
 		ipc_put_bytes(&o, tok, toklen);
+	if (o.err && l) {
+		/* An exported context too large to send: the call still gets its answer. */
+		log_err_errno(o.err, "login of %s: the answer does not fit an IPC message", l->user);
+		ipc_out_free(&o);
+		login_release(l->id);
+		login_reply2(type, req, IPC_AUTH_ERROR, NULL, NULL, 0, NULL, 0);
+		return;
+	}
 	send_worker(&o);
 }
 
