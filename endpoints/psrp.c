@@ -667,6 +667,13 @@ static void on_spawn(void *data, struct ipc_msg *m)
 		return;
 	}
 	sh->opening = false;
+	if (sh->killed) {
+		for (int i = 0; i < 3; i++)
+			close_safe(&fds[i]);
+		shell_free(sh, "shell-killed");
+		wsman_fault(c, SF_PROCESS_FAILED, "An administrator ended the shell. ");
+		return;
+	}
 	if (result < 0) {
 		shell_free(sh, "shell-refused");
 		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process could not be started. ");

@@ -523,7 +523,11 @@ void shell_session_killed(uint64_t session)
 {
 	for (struct shell *s = shells; s; s = s->next)
 		if (s->session == session) {
-			shell_free(s, "shell-killed");
+			/* A pending reply still points at an opening shell: it frees it. */
+			if (s->opening)
+				s->killed = true;
+			else
+				shell_free(s, "shell-killed");
 			return;
 		}
 }

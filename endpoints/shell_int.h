@@ -86,6 +86,7 @@ struct shell {
 	char *input_streams, *output_streams;
 	struct command *cmds;
 	bool opening;
+	bool killed;                    /* an administrator ended it while it was opening */
 	struct psrp *psrp;              /* PSRP: the runspace process behind this shell */
 	bool disconnected;
 };
