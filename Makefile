@@ -41,7 +41,7 @@ UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 all: $(BUILD)/winrmd $(BUILD)/winrmctl $(BUILD)/unit
 
-$(BUILD)/%.o: %.c $(wildcard daemon/*.h config/*.h)
+$(BUILD)/%.o: %.c $(wildcard daemon/*.h config/*.h endpoints/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -43,6 +43,9 @@ struct conf_key {
 };
 
 #define U32MAX 2147483647ULL
+/* A default kept in wlimits.h, as the text the key table holds. */
+#define CONF_STR_(x) #x
+#define CONF_STR(x) CONF_STR_(x)
 #define SV(f) offsetof(struct conf_service, f)
 #define AU(f) offsetof(struct conf_auth, f)
 #define WR(f) offsetof(struct conf_winrs, f)
@@ -57,7 +60,8 @@ static const struct conf_key conf_keys[] = {
 	{ SEC_SERVICE, "MaxBatchItems", KT_UINT, SV(max_batch_items), "32000", 1, U32MAX, NULL },
 	{ SEC_SERVICE, "MaxConcurrentOperationsPerUser", KT_UINT, SV(max_ops_per_user), "1500", 1, U32MAX, NULL },
 	{ SEC_SERVICE, "MaxConnections", KT_UINT, SV(max_connections), "300", 1, 65535, NULL },
-	{ SEC_SERVICE, "MaxConnectionsPerIP", KT_UINT, SV(max_connections_per_ip), "300", 1, 65535, NULL },
+	{ SEC_SERVICE, "MaxConnectionsPerIP", KT_UINT, SV(max_connections_per_ip),
+	  CONF_STR(HTTP_PER_IP_CONN_LIMIT), 1, 65535, NULL },
 	{ SEC_SERVICE, "AllowedGroups", KT_LIST, SV(allowed_groups), "sudo wheel winrm-users", 0, 0, NULL },
 	{ SEC_SERVICE, "AllowedUsers", KT_LIST, SV(allowed_users), "", 0, 0, NULL },
 	{ SEC_SERVICE, "EnableUnauthenticatedIdentify", KT_BOOL, SV(unauth_identify), "true", 0, 0, NULL },
@@ -410,6 +414,16 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 		if (!sc->allowed_groups)
 			sc->allowed_groups = xstrdup(c->service.allowed_groups);
 #undef SFAIL
+	}
+	{
+		/* The worker gets the effective configuration as one IPC string: refuse it
+		 * here, where -t and a reload report it, rather than when sending it. */
+		char *dump = conf_dump(c);
+		size_t dl = strlen(dump);
+		free(dump);
+		if (dl > CONF_MAX_DUMP)
+			FAIL(0, NULL, "the effective configuration is %zu bytes (winrmd -T); at most %d "
+			    "can be handed to the worker", dl, CONF_MAX_DUMP);
 	}
 fail:
 	return r;

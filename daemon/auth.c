@@ -105,19 +105,28 @@ static void reject(struct http_req *r, const char *why)
 	http_respond_challenge(r);
 }
 
-static void release_login(struct http_conn *c)
+static void send_release(uint64_t login)
 {
 	struct ipc_out o;
 
+	ipc_out_init(&o, IPC_LOGIN_RELEASE);
+	ipc_put_u64(&o, login);
+	net_send(&o);
+}
+
+static void release_login(struct http_conn *c)
+{
 	if (!c->login_id)
 		return;
-	ipc_out_init(&o, IPC_LOGIN_RELEASE);
-	ipc_put_u64(&o, c->login_id);
-	net_send(&o);
+	send_release(c->login_id);
 	c->login_id = 0;
 	free(c->user);
 	c->user = NULL;
 	c->have_basic = false;
+	/* Every way a connection can stay logged in goes with the login. */
+	c->cert_login = false;
+	auth_neg_free(c->neg);
+	c->neg = NULL;
 }
 
 void auth_conn_closed(struct http_conn *c)
@@ -143,6 +152,9 @@ void auth_read_verdict(struct ipc_msg *m, struct auth_verdict *v)
 
 void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v)
 {
+	/* A second handshake on the connection replaces the login: the monitor forgets the first. */
+	if (c->login_id && c->login_id != v->login)
+		send_release(c->login_id);
 	c->login_id = v->login;
 	free(c->user);
 	c->user = xstrdup(v->user);
@@ -246,8 +258,13 @@ static void basic_send(struct basic_ctx *bc)
 	ipc_put_str(&o, r->conn->remote);
 	free(user);
 	free_secret_str(pass);
-	pending_auth++;
 	r->call = net_call(&o, on_auth_result, bc);
+	if (!r->call) {
+		free(bc);
+		reject(r, "malformed-authorization");
+		return;
+	}
+	pending_auth++;
 }
 
 /* A password check came back, or its request went away and the answer was dropped. */
@@ -371,6 +388,10 @@ static void auth_cert(struct http_req *r)
 		ipc_put_bytes(&o, der[i], len[i]);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_cert_result, cc);
+	if (!r->call) {
+		free(cc);
+		reject(r, "certificate-chain-too-large");
+	}
 }
 
 void auth_request(struct http_req *r)

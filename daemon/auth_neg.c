@@ -66,7 +66,7 @@ void auth_neg_free(struct auth_neg *n)
 
 bool auth_conn_negotiated(const struct http_conn *c)
 {
-	return c->neg && c->neg->state == NEG_DONE;
+	return c->neg && c->neg->state == NEG_DONE && c->login_id;
 }
 
 const char *auth_conn_scheme(const struct http_conn *c)
@@ -124,21 +124,67 @@ static uint64_t filetime_now(void)
 
 /* ---- NEGOTIATE -> CHALLENGE ------------------------------------------ */
 
+struct challenge_ctx {
+	struct http_req *r;
+	uint32_t flags;
+};
+
+static void on_challenge(void *data, struct ipc_msg *m);
+
+/*
+ * The server challenge comes from the monitor, which accepts each one in
+ * exactly one IPC_NTLM_VERIFY: a worker cannot replay an AUTHENTICATE it
+ * once saw, since its challenge is spent.
+ */
 static void on_negotiate(struct http_req *r, struct auth_neg *n, const unsigned char *msg,
     size_t len)
 {
-	char nb[16];
+	struct challenge_ctx *cc;
+	struct ipc_out o;
 	uint32_t flags;
-	struct buf out;
 
 	if (ntlm_parse_negotiate(msg, len, &flags) < 0) {
 		fail(r, "ntlm-bad-negotiate");
 		return;
 	}
-	netbios_name(nb, sizeof nb);
-	random_bytes(n->server_challenge, sizeof n->server_challenge);
 	buf_init(&n->negotiate, 0);
 	buf_append(&n->negotiate, msg, len);
+	cc = xcalloc(1, sizeof *cc);
+	cc->r = r;
+	cc->flags = flags;
+	net_call_prepare(&o, IPC_NTLM_CHALLENGE);
+	r->call = net_call(&o, on_challenge, cc);
+	if (!r->call) {
+		free(cc);
+		fail(r, "ntlm-no-challenge");
+	}
+}
+
+static void on_challenge(void *data, struct ipc_msg *m)
+{
+	struct challenge_ctx *cc = data;
+	struct http_req *r = cc->r;
+	uint32_t flags = cc->flags;
+	struct auth_neg *n;
+	const unsigned char *ch;
+	size_t chl;
+	char nb[16];
+	struct buf out;
+
+	free(cc);
+	if (!m)
+		return;
+	r->call = 0;
+	ch = ipc_bytes(m, &chl);
+	if (!ipc_end(m))
+		return;
+	n = r->conn->neg;
+	if (!n || chl != sizeof n->server_challenge) {
+		fail(r, "ntlm-no-challenge");
+		return;
+	}
+	memcpy(n->server_challenge, ch, chl);
+	netbios_name(nb, sizeof nb);
 	buf_init(&n->challenge, 0);
 	if (ntlm_build_challenge(flags, nb, nb, NET.hostname, NET.hostname, filetime_now(),
 	    n->server_challenge, &n->challenge, &n->challenge_flags) < 0) {
@@ -325,6 +371,12 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 	ipc_put_u32(&o, a.flags);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_ntlm_result, vc);
+	if (!r->call) {
+		buf_free_secret(&vc->auth_msg);
+		buf_free(&vc->client_mic);
+		free(vc);
+		fail(r, "ntlm-bad-authenticate");
+	}
 }
 
 /* ---- Kerberos (raw, or inside SPNEGO) -> monitor ---------------------- */
@@ -411,6 +463,10 @@ static void on_kerberos(struct http_req *r, struct auth_neg *n, const unsigned c
 	ipc_put_u32(&o, al && NET.conf.auth.cbt_level == CONF_CBT_STRICT);
 	ipc_put_str(&o, r->conn->remote);
 	r->call = net_call(&o, on_gss_result, gc);
+	if (!r->call) {
+		free(gc);
+		fail(r, "kerberos-token-too-large");
+	}
 }
 
 /* ---- entry points ----------------------------------------------------- */

@@ -54,6 +54,29 @@ static size_t body_limit(void)
 	return (size_t)NET.conf.service.max_envelope_kb * 1024 + HTTP_BODY_OVERHEAD;
 }
 
+/*
+ * The body a request may bring.  Before a connection has logged in, a
+ * request that cannot authenticate itself (no Authorization header, or an
+ * NTLM NEGOTIATE, which only asks for a challenge) is answered 401 whatever
+ * its body says: it gets HTTP_UNAUTH_BODY_MAX, so an anonymous client cannot
+ * make the worker buffer whole envelopes.  Basic, Kerberos and NTLM
+ * AUTHENTICATE carry a proof and keep the envelope limit.
+ */
+static size_t request_body_limit(struct MHD_Connection *mc, const struct http_conn *conn)
+{
+	const char *hdr = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	bool unauth = !hdr;
+
+	if (conn->login_id)
+		return body_limit();
+	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM "))) {
+		const char *tok = strchr(hdr, ' ');
+		tok += strspn(tok, " ");
+		unauth = !strncmp(tok, "TlRMTVNTUAAB", 12);    /* base64 of "NTLMSSP\0", type 1 */
+	}
+	return unauth ? MIN(body_limit(), (size_t)HTTP_UNAUTH_BODY_MAX) : body_limit();
+}
+
 bool http_is_https(const struct http_req *r)
 {
 	return r->conn->l->transport == CONF_HTTPS;
@@ -265,6 +288,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		struct http_conn *conn = ci ? ci->socket_context : NULL;
 		const char *cl;
+		size_t limit;
 
 		if (!conn)
 			return MHD_NO;
@@ -278,6 +302,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		if (ncl > 1)
 			return refuse(mc, MHD_HTTP_BAD_REQUEST, "duplicate-content-length", conn);
 		cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		limit = request_body_limit(mc, conn);
 		r = xcalloc(1, sizeof *r);
 		if (cl) {
 			unsigned long long n;
@@ -290,7 +315,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 				free(r);
 				return refuse(mc, MHD_HTTP_CONTENT_TOO_LARGE, "too-large", conn);
 			}
-			if (n > body_limit()) {
+			if (n > limit) {
 				/* A client waiting for 100-continue has sent nothing yet: answer now. */
 				const char *exp = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 				    MHD_HTTP_HEADER_EXPECT);
@@ -303,7 +328,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		}
 		r->conn = conn;
 		r->mc = mc;
-		buf_init(&r->body, body_limit());
+		buf_init(&r->body, limit);
 		conn->nreq++;
 		(void)l;
 		*req_cls = r;

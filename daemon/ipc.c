@@ -117,8 +117,10 @@ void ipc_out_init(struct ipc_out *o, uint32_t type)
 
 static void put(struct ipc_out *o, const void *p, size_t n)
 {
+	if (o->err)
+		return;
 	if (buf_append(&o->b, p, n) < 0)
-		fatal("ipc: message exceeds %d bytes", IPC_MAX_MSG);
+		o->err = -EMSGSIZE;
 }
 
 void ipc_put_u32(struct ipc_out *o, uint32_t v) { put(o, &v, 4); }
@@ -129,8 +131,11 @@ void ipc_put_bytes(struct ipc_out *o, const void *p, size_t n)
 {
 	uint32_t len = (uint32_t)n;
 
-	if (n > IPC_MAX_STRING)
-		fatal("ipc: field of %zu bytes exceeds %d", n, IPC_MAX_STRING);
+	if (n > IPC_MAX_STRING) {
+		if (!o->err)
+			o->err = -E2BIG;
+		return;
+	}
 	put(o, &len, 4);
 	put(o, p, n);
 	put(o, "", 1);
@@ -143,9 +148,23 @@ void ipc_put_str(struct ipc_out *o, const char *s)
 
 void ipc_put_fd(struct ipc_out *o, int fd)
 {
-	if (o->nfds >= IPC_MAX_FDS)
-		fatal("ipc: too many descriptors in one message");
+	if (o->nfds >= IPC_MAX_FDS) {
+		if (fd >= 0)
+			close(fd);
+		if (!o->err)
+			o->err = -EMSGSIZE;
+		return;
+	}
 	o->fds[o->nfds++] = fd;
+}
+
+uint32_t ipc_out_type(const struct ipc_out *o)
+{
+	uint32_t t = 0;
+
+	if (o->b.len >= 4)
+		memcpy(&t, o->b.data, 4);
+	return t;
 }
 
 void ipc_out_free(struct ipc_out *o)
@@ -355,6 +374,11 @@ int ipc_send(struct ipc_chan *ch, struct ipc_out *o)
 	struct ipc_pending *p;
 	int r;
 
+	if (o->err) {
+		r = o->err;
+		ipc_out_free(o);
+		return r;
+	}
 	if (!ch->on_close) {            /* channel already failed */
 		ipc_out_free(o);
 		return -ECONNRESET;

@@ -33,6 +33,7 @@ enum ipc_type {
 	IPC_SESSION_KILLED,      /* u64 session: an admin ended it (winrmctl shells kill) */
 	IPC_GSS_RESULT,          /* u32 req, u32 result, u64 login, str user, u32 uid, u32 gid,
 	                            bytes exported context, bytes reply token */
+	IPC_NTLM_CHALLENGE_RESULT, /* u32 req, bytes server challenge (8) */
 
 	/* worker -> monitor */
 	IPC_AUTH_PASSWORD = 100, /* u32 req, str user, str password, str remote */
@@ -46,6 +47,7 @@ enum ipc_type {
 	                            bytes encrypted session key, u32 flags, str remote */
 	IPC_GSS_ACCEPT,          /* u32 req, bytes token, bytes channel-binding data, u32 strict, str remote */
 	IPC_CERT_LOGIN,          /* u32 req, u32 n, bytes certificate (DER, leaf first) x n, str remote */
+	IPC_NTLM_CHALLENGE,      /* u32 req: issue a server challenge for IPC_NTLM_VERIFY */
 };
 
 /* IPC_CONFIG facts: what only root can see */
@@ -84,12 +86,18 @@ int ipc_fd(struct ipc_msg *m, size_t i);
 /* Must be called after the last field: marks trailing bytes bad. */
 bool ipc_end(struct ipc_msg *m);
 
-/* A message being built. */
+/*
+ * A message being built.  Encoding errors are sticky: a field past
+ * IPC_MAX_STRING (-E2BIG), a message past IPC_MAX_MSG or a descriptor past
+ * IPC_MAX_FDS (-EMSGSIZE) sets err, later puts are ignored and ipc_send
+ * refuses the message.  Sizes come from the network, so this is never fatal.
+ */
 struct ipc_out {
 	struct buf b;
 	int fds[IPC_MAX_FDS];
 	size_t nfds;
 	bool secret;            /* wipe the buffer after sending */
+	int err;                /* first encoding error, 0 = none */
 };
 
 void ipc_out_init(struct ipc_out *o, uint32_t type);
@@ -101,6 +109,7 @@ void ipc_put_bytes(struct ipc_out *o, const void *p, size_t n);
 /* Attach a descriptor; ownership passes to the message (closed after send). */
 void ipc_put_fd(struct ipc_out *o, int fd);
 void ipc_out_free(struct ipc_out *o);
+uint32_t ipc_out_type(const struct ipc_out *o);
 
 struct ipc_chan;
 typedef void (*ipc_msg_fn)(struct ipc_chan *ch, struct ipc_msg *m, void *userdata);
@@ -109,7 +118,8 @@ typedef void (*ipc_close_fn)(struct ipc_chan *ch, void *userdata);
 /* Attach a connected SOCK_SEQPACKET fd to an event loop. */
 int ipc_chan_new(sd_event *ev, int fd, ipc_msg_fn on_msg, ipc_close_fn on_close,
     void *userdata, struct ipc_chan **out);
-/* Queue a message (consumes o).  Never blocks. */
+/* Queue a message (consumes o).  Never blocks.  o->err (the message is refused) or a
+ * negative errno when the channel failed. */
 int ipc_send(struct ipc_chan *ch, struct ipc_out *o);
 void ipc_chan_free(struct ipc_chan *ch);
 int ipc_chan_fd(struct ipc_chan *ch);

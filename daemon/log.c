@@ -113,6 +113,12 @@ static void vlog(int prio, const struct field *f, size_t nf, const char *fmt, va
 	if (prio == LOG_DEBUG && !log_dbg)
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
+	/*
+	 * Messages quote names the network chose (NTLM domain and workstation,
+	 * principals, certificate subjects): one newline would forge a record.
+	 * Scrubbing the whole message here covers every call site at once.
+	 */
+	log_sanitize(msg, sizeof msg, msg);
 	emit(prio, f, nf, msg);
 }
 

@@ -52,6 +52,11 @@ struct mon_child {
 	struct mon_session *s;
 };
 
+struct ntlm_challenge {
+	unsigned char ch[8];
+	uint64_t issued_ms;
+};
+
 struct pending_auth {
 	struct pending_auth *next;
 	uint32_t type;
@@ -84,6 +89,9 @@ static struct {
 	struct mon_child *children;
 	size_t n_children, cap_children;
 	struct pending_auth *pending;
+	unsigned n_pending;
+	struct ntlm_challenge challenges[MON_NTLM_CHALLENGES_MAX]; /* oldest first */
+	size_t n_challenges;
 	struct auth_job *auth_jobs;
 	unsigned n_auth_jobs;
 } M = { .exe_fd = -1 };
@@ -241,10 +249,15 @@ static unsigned session_processes(const struct mon_session *s)
 
 static void send_worker(struct ipc_out *o)
 {
-	if (M.worker)
-		ipc_send(M.worker, o);
-	else
+	int r;
+
+	if (!M.worker) {
 		ipc_out_free(o);
+		return;
+	}
+	r = ipc_send(M.worker, o);
+	if (r < 0 && r != -ECONNRESET)
+		log_err_errno(r, "cannot send an IPC message to the worker");
 }
 
 static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
@@ -265,6 +278,14 @@ static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const str
 	}
 	if (type == IPC_GSS_RESULT)
 		ipc_put_bytes(&o, tok, toklen);
+	if (o.err && l) {
+		/* An exported context too large to send: the call still gets its answer. */
+		log_err_errno(o.err, "login of %s: the answer does not fit an IPC message", l->user);
+		ipc_out_free(&o);
+		login_release(l->id);
+		login_reply2(type, req, IPC_AUTH_ERROR, NULL, NULL, 0, NULL, 0);
+		return;
+	}
 	send_worker(&o);
 }
 
@@ -287,6 +308,7 @@ static int pending_fire(sd_event_source *s, uint64_t usec, void *userdata)
 	for (pp = &M.pending; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
+			M.n_pending--;
 			break;
 		}
 	login_reply(p->type, p->req, p->result, NULL, NULL, 0);
@@ -303,6 +325,7 @@ static void pending_flush(void)
 		sd_event_source_unref(p->timer);
 		free(p);
 	}
+	M.n_pending = 0;
 }
 
 /* ---- the IPC table ---------------------------------------------------- */
@@ -335,6 +358,23 @@ static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
 	}
 	p->next = M.pending;
 	M.pending = p;
+	M.n_pending++;
+}
+
+/*
+ * Each failed login waits AUTH_FAIL_DELAY_MS for its answer, which is what
+ * paces guessing, also by a compromised worker.  So that the waiting answers
+ * stay bounded without giving up that pace, a login request that arrives
+ * while MON_DELAYED_REPLIES_MAX failures wait is refused unchecked, at once.
+ * (Password checks already running may add up to MON_AUTH_JOBS_MAX more.)
+ */
+static bool logins_saturated(uint32_t type, uint32_t req)
+{
+	if (M.n_pending < MON_DELAYED_REPLIES_MAX)
+		return false;
+	log_warn("%u failed logins wait for their answer; refusing another one unchecked", M.n_pending);
+	login_reply(type, req, IPC_AUTH_ERROR, NULL, NULL, 0);
+	return true;
 }
 
 /* The identity is proven: check the account is allowed in and remember the login. */
@@ -437,7 +477,7 @@ static void h_auth_password(struct ipc_msg *m)
 	struct auth_job *j;
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
 	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
 	    !str_clean(remote, 64)) {
@@ -493,7 +533,7 @@ static void h_gss_accept(struct ipc_msg *m)
 	char why[512] = "", *user = NULL;
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_GSS_RESULT, req))
 		return;
 	if (!str_clean(remote, 64) || !M.conf.auth.kerberos) {
 		reply_delayed(IPC_GSS_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
@@ -539,7 +579,7 @@ static void h_cert_login(struct ipc_msg *m)
 	for (uint32_t i = 0; i < n; i++)
 		der[i] = ipc_bytes(m, &len[i]);
 	remote = ipc_str(m);
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
 	if (!M.conf.auth.certificate || !str_clean(remote, 64) ||
 	    mon_cert_map(&M.conf, der, len, n, &user, why, sizeof why) < 0) {
@@ -557,6 +597,69 @@ static void h_cert_login(struct ipc_msg *m)
 	login_finish(IPC_AUTH_RESULT, req, user, remote, NULL, 0);
 }
 
+/* Forget challenges whose handshake cannot still be running. */
+static void challenges_expire(void)
+{
+	uint64_t now = now_ms();
+	size_t k = 0;
+
+	while (k < M.n_challenges && now - M.challenges[k].issued_ms > MON_NTLM_CHALLENGE_TTL_MS)
+		k++;
+	if (k) {
+		memmove(M.challenges, M.challenges + k, (M.n_challenges - k) * sizeof *M.challenges);
+		M.n_challenges -= k;
+	}
+}
+
+void mon_ntlm_challenge_issue(unsigned char out[8])
+{
+	struct ntlm_challenge *c;
+
+	challenges_expire();
+	if (M.n_challenges == MON_NTLM_CHALLENGES_MAX) {
+		/* The oldest handshake loses; its AUTHENTICATE will be refused. */
+		memmove(M.challenges, M.challenges + 1, (M.n_challenges - 1) * sizeof *M.challenges);
+		M.n_challenges--;
+	}
+	c = &M.challenges[M.n_challenges++];
+	random_bytes(c->ch, sizeof c->ch);
+	c->issued_ms = now_ms();
+	memcpy(out, c->ch, sizeof c->ch);
+}
+
+void mon_ntlm_challenges_forget(void)
+{
+	M.n_challenges = 0;
+}
+
+static void h_ntlm_challenge(struct ipc_msg *m)
+{
+	uint32_t req = ipc_u32(m);
+	unsigned char ch[8];
+	struct ipc_out o;
+
+	if (!ipc_end(m))
+		return;
+	mon_ntlm_challenge_issue(ch);
+	ipc_out_init(&o, IPC_NTLM_CHALLENGE_RESULT);
+	ipc_put_u32(&o, req);
+	ipc_put_bytes(&o, ch, sizeof ch);
+	send_worker(&o);
+}
+
+bool mon_ntlm_challenge_take(const unsigned char ch[8])
+{
+	challenges_expire();
+	for (size_t i = 0; i < M.n_challenges; i++)
+		if (!memcmp(M.challenges[i].ch, ch, 8)) {
+			memmove(M.challenges + i, M.challenges + i + 1,
+			    (M.n_challenges - i - 1) * sizeof *M.challenges);
+			M.n_challenges--;
+			return true;
+		}
+	return false;
+}
+
 static void h_ntlm_verify(struct ipc_msg *m)
 {
 	uint32_t req = ipc_u32(m);
@@ -568,10 +671,16 @@ static void h_ntlm_verify(struct ipc_msg *m)
 	unsigned char hash[16], key[16];
 	int r;
 
-	if (!ipc_end(m))
+	if (!ipc_end(m) || logins_saturated(IPC_NTLM_RESULT, req))
 		return;
 	if (!str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
 	    !str_clean(remote, 64)) {
+		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
+		return;
+	}
+	if (!mon_ntlm_challenge_take(chal)) {
+		log_warn("NTLM login of %s from %s refused: its challenge was not issued by the monitor "
+		    "or was already used (a replayed AUTHENTICATE?)", user, remote);
 		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
@@ -752,6 +861,12 @@ static void h_spawn(struct ipc_msg *m)
 	    session_processes(s) >= M.conf.winrs.max_procs_per_shell) {
 		r = -EUSERS;
 	} else if (flags & IPC_SPAWN_RUNSPACE) {
+		/*
+		 * Everything about a session configuration's process comes from the
+		 * configuration the monitor holds, never from the worker: with
+		 * RunAsUser it runs as another account than the one that logged in.
+		 */
+		static char *const runspace_env[] = { "POWERSHELL_TELEMETRY_OPTOUT=1", NULL };
 		char *rargv[SPAWN_MAX_ARGS + 1];
 		char *words = xstrdup(s->command), *save = NULL;
 		size_t ra = 0;
@@ -765,7 +880,7 @@ static void h_spawn(struct ipc_msg *m)
 		rargv[ra] = NULL;
 		r = ra ? mon_resolve_program(&rargv[0]) : -EINVAL;
 		if (r == 0)
-			r = mon_spawn(s, cwd, rargv, env, 0, &pid, fds);
+			r = mon_spawn(s, "", rargv, (char **)runspace_env, 0, &pid, fds);
 		if (r == 0)
 			child_add(pid, s);
 		free(rargv[0] != words && ra ? rargv[0] : NULL);
@@ -843,6 +958,7 @@ static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata
 	switch (m->type) {
 	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
 	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
+	case IPC_NTLM_CHALLENGE: h_ntlm_challenge(m); break;
 	case IPC_GSS_ACCEPT: h_gss_accept(m); break;
 	case IPC_CERT_LOGIN: h_cert_login(m); break;
 	case IPC_LOGIN_RELEASE: h_login_release(m); break;
@@ -863,6 +979,7 @@ static void worker_forget(void)
 	M.worker = NULL;
 	pending_flush();
 	auth_jobs_cancel();
+	mon_ntlm_challenges_forget();       /* the handshakes died with the worker */
 	while (M.n_logins)
 		login_free(M.logins[--M.n_logins]);
 	/* Shells die with the worker that held their pipes. */

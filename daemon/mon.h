@@ -48,6 +48,11 @@ struct mon_session {
 	bool closing;
 };
 
+/* mon.c: NTLM server challenges, issued by the monitor and each accepted once */
+void mon_ntlm_challenge_issue(unsigned char out[8]);
+bool mon_ntlm_challenge_take(const unsigned char ch[8]);
+void mon_ntlm_challenges_forget(void);
+
 /* mon_pam.c */
 int mon_pam_authenticate(const char *service, const char *user, const char *password,
     const char *remote, char **canon_user);

@@ -52,8 +52,14 @@ uint32_t net_call_prepare(struct ipc_out *o, uint32_t type)
 
 uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx)
 {
-	struct net_call *c = xcalloc(1, sizeof *c);
+	struct net_call *c;
 
+	if (o->err) {
+		log_warn_errno(o->err, "not sending IPC message %u", ipc_out_type(o));
+		ipc_out_free(o);
+		return 0;
+	}
+	c = xcalloc(1, sizeof *c);
 	memcpy(&c->type, o->b.data, 4);   /* written by net_call_prepare */
 	memcpy(&c->id, o->b.data + 4, 4);
 	c->fn = fn;
@@ -76,6 +82,8 @@ void net_call_cancel(uint32_t id)
 
 void net_send(struct ipc_out *o)
 {
+	if (o->err)
+		log_warn_errno(o->err, "not sending IPC message %u", ipc_out_type(o));
 	if (NET.mon)
 		ipc_send(NET.mon, o);
 	else
@@ -269,6 +277,7 @@ static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 	case IPC_SPAWN_RESULT:
 	case IPC_NTLM_RESULT:
 	case IPC_GSS_RESULT:
+	case IPC_NTLM_CHALLENGE_RESULT:
 		dispatch_reply(m);
 		break;
 	case IPC_SESSION_KILLED: {

@@ -51,6 +51,8 @@ extern struct net_state NET;
 /* A call to the monitor; the callback gets the reply positioned after the
  * request id, or NULL when the channel is gone or the call was cancelled. */
 typedef void (*net_reply_fn)(void *ctx, struct ipc_msg *reply);
+/* 0 when the message could not be encoded (see struct ipc_out): fn is never
+ * called and ctx stays the caller's. */
 uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx);
 void net_call_cancel(uint32_t id);
 void net_send(struct ipc_out *o);

@@ -564,11 +564,123 @@ static bool attrs_bounded(const unsigned char *p, size_t n)
 	return true;
 }
 
+static void put_utf8(struct buf *b, uint32_t u)
+{
+	unsigned char s[4];
+	size_t n;
+
+	if (u < 0x80) {
+		s[0] = (unsigned char)u; n = 1;
+	} else if (u < 0x800) {
+		s[0] = (unsigned char)(0xc0 | u >> 6); s[1] = (unsigned char)(0x80 | (u & 0x3f)); n = 2;
+	} else if (u < 0x10000) {
+		s[0] = (unsigned char)(0xe0 | u >> 12); s[1] = (unsigned char)(0x80 | (u >> 6 & 0x3f));
+		s[2] = (unsigned char)(0x80 | (u & 0x3f)); n = 3;
+	} else {
+		s[0] = (unsigned char)(0xf0 | u >> 18); s[1] = (unsigned char)(0x80 | (u >> 12 & 0x3f));
+		s[2] = (unsigned char)(0x80 | (u >> 6 & 0x3f)); s[3] = (unsigned char)(0x80 | (u & 0x3f));
+		n = 4;
+	}
+	buf_append(b, s, n);
+}
+
+/* UTF-16 (after any BOM) to UTF-8; trailing U+0000 padding is dropped, any other is refused. */
+static int utf16_to_utf8(const unsigned char *p, size_t n, bool be, struct buf *out)
+{
+	if (n % 2)
+		return -EILSEQ;
+	while (n >= 2 && !p[n - 1] && !p[n - 2])
+		n -= 2;
+	for (size_t i = 0; i < n; i += 2) {
+		uint32_t u = be ? (uint32_t)p[i] << 8 | p[i + 1] : (uint32_t)p[i + 1] << 8 | p[i];
+		if (u == 0 || (u >= 0xdc00 && u < 0xe000))
+			return -EILSEQ;
+		if (u >= 0xd800 && u < 0xdc00) {
+			uint32_t lo;
+			if (n - i < 4)
+				return -EILSEQ;
+			i += 2;
+			lo = be ? (uint32_t)p[i] << 8 | p[i + 1] : (uint32_t)p[i + 1] << 8 | p[i];
+			if (lo < 0xdc00 || lo >= 0xe000)
+				return -EILSEQ;
+			u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+		}
+		put_utf8(out, u);
+	}
+	return 0;
+}
+
+/* The encoding an XML declaration names, or "" when there is none. */
+static void declared_encoding(const unsigned char *p, size_t n, char *out, size_t cap)
+{
+	const unsigned char *end, *e;
+	size_t k = 0;
+	unsigned char q;
+
+	out[0] = '\0';
+	if (!p || n < 6 || memcmp(p, "<?xml", 5) || !isspace(p[5]))
+		return;
+	end = memmem(p, MIN(n, 1024), "?>", 2);
+	e = end ? memmem(p, (size_t)(end - p), "encoding", 8) : NULL;
+	if (!e)
+		return;
+	for (e += 8; e < end && isspace(*e); e++)
+		;
+	if (e >= end || *e++ != '=')
+		return;
+	for (; e < end && isspace(*e); e++)
+		;
+	if (e >= end || (*e != '"' && *e != '\''))
+		return;
+	for (q = *e++; e < end && *e != q && k + 1 < cap; e++)
+		out[k++] = (char)(isprint(*e) ? *e : '?');
+	out[k] = '\0';
+}
+
+/*
+ * What libxml2 gets is UTF-8 and nothing else.  It would otherwise decode
+ * whatever the document declares or starts like (EBCDIC, UCS-4, ...), and
+ * then attrs_bounded would count bytes the parser never sees as '='.
+ * UTF-16 is transcoded here; any other declared encoding is refused.
+ */
+static int body_utf8(const unsigned char *p, size_t n, struct buf *out, struct soap_error *err)
+{
+	char enc[48];
+	int r = 0;
+
+	if (n >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff)))
+		r = utf16_to_utf8(p + 2, n - 2, p[0] == 0xfe, out);
+	else if (n >= 2 && ((p[0] == '<' && p[1] == 0) || (p[0] == 0 && p[1] == '<')))
+		r = utf16_to_utf8(p, n, p[0] == 0, out);
+	else if (n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
+		r = buf_append(out, p + 3, n - 3);
+	else
+		r = buf_append(out, p, n);
+	if (r < 0 || !out->len || memchr(out->data, '\0', out->len) ||
+	    (out->data[0] != '<' && !isspace(out->data[0]))) {
+		err->fault = SF_INVALID_XML;
+		snprintf(err->arg, sizeof err->arg,
+		    "The request is not UTF-8 or UTF-16 text. Only UTF-8 and UTF-16 are accepted. ");
+		return -EINVAL;
+	}
+	declared_encoding(out->data, out->len, enc, sizeof enc);
+	if (*enc && !str_ieq(enc, "UTF-8") && !str_ieq(enc, "UTF8") && !str_ieq(enc, "UTF-16") &&
+	    !str_ieq(enc, "UTF-16LE") && !str_ieq(enc, "UTF-16BE")) {
+		err->fault = SF_INVALID_XML;
+		snprintf(err->arg, sizeof err->arg,
+		    "The request declares the character encoding %s. Only UTF-8 and UTF-16 are accepted. ",
+		    enc);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int soap_parse(const void *data, size_t len, struct soap_req *req, struct soap_error *err)
 {
 	struct parse_guard g = { 0 };
 	xmlParserCtxtPtr ctxt;
 	xmlNodePtr root;
+	struct buf text;
 	int r = -EINVAL;
 
 	memset(req, 0, sizeof *req);
@@ -584,12 +696,18 @@ int soap_parse(const void *data, size_t len, struct soap_req *req, struct soap_e
 		while (!utf16 && len && b[len - 1] == '\0')
 			len--;
 	}
-	if (len == 0 || len > INT32_MAX) {
+	if (len == 0 || len > INT32_MAX / 2) {
 		err->fault = SF_INVALID_XML;
 		snprintf(err->arg, sizeof err->arg, "The request body is empty. ");
 		return -EINVAL;
 	}
-	if (!attrs_bounded(data, len)) {
+	buf_init(&text, 0);
+	if (body_utf8(data, len, &text, err) < 0) {
+		buf_free(&text);
+		return -EINVAL;
+	}
+	if (!attrs_bounded(text.data, text.len)) {
+		buf_free(&text);
 		err->fault = SF_INVALID_XML;
 		snprintf(err->arg, sizeof err->arg,
 		    "The request has an element with more than %d attributes. ", SOAP_MAX_ATTRS);
@@ -611,9 +729,10 @@ int soap_parse(const void *data, size_t len, struct soap_req *req, struct soap_e
 	ctxt->sax->serror = NULL;
 	ctxt->_private = &g;
 
-	req->doc = xmlCtxtReadMemory(ctxt, data, (int)len, "request.xml", NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-	    SOAP_XXE_FLAG);
+	req->doc = xmlCtxtReadMemory(ctxt, (const char *)text.data, (int)text.len, "request.xml",
+	    "UTF-8", XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+	    XML_PARSE_IGNORE_ENC | SOAP_XXE_FLAG);
+	buf_free(&text);
 	if (g.dtd || g.too_deep || !req->doc || !ctxt->wellFormed) {
 		err->fault = SF_INVALID_XML;
 		if (g.dtd)

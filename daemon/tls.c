@@ -45,6 +45,13 @@ int tls_read_pem(const char *path, int is_key, char **out, size_t *outlen, char 
 		snprintf(err, errlen, "%s: not a regular file", path);
 		return -EINVAL;
 	}
+	/* Whoever owns the key can swap it, or read it by changing the mode back. */
+	if (is_key && st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		snprintf(err, errlen, "%s: key file is owned by uid %u, not root; run chown root %s",
+		    path, (unsigned)st.st_uid, path);
+		return -EPERM;
+	}
 	if (is_key && (st.st_mode & 077)) {
 		close(fd);
 		snprintf(err, errlen, "%s: key file is accessible by group or others (mode %03o); "

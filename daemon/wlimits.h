@@ -10,11 +10,14 @@
 
 /* HTTP front end (libmicrohttpd). */
 #define HTTP_CONN_MEMORY_LIMIT      (32 * 1024)   /* headers + read buffer per connection; cleared per request */
-#define HTTP_PER_IP_CONN_LIMIT      64
+#define HTTP_PER_IP_CONN_LIMIT      64            /* default of MaxConnectionsPerIP */
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
 #define HTTP_AUTH_QUEUE_MAX         1024          /* more wait in the worker; past this, 503 */
 #define HTTP_ANON_BODY_MAX          (16 * 1024)   /* an anonymous Identify is ~200 bytes */
+/* A request that cannot authenticate itself (no credentials, an NTLM NEGOTIATE) on a
+ * connection with no login: enough for any handshake leg or fault, not for a flood. */
+#define HTTP_UNAUTH_BODY_MAX        (64 * 1024)
 /* A body may exceed the SOAP envelope limit by the multipart/encrypted framing. */
 #define HTTP_BODY_OVERHEAD          4096
 /* An oversized body up to this size is drained before the 413 (see http.c). */
@@ -42,11 +45,25 @@
 #define MON_MAX_LOGINS              4096          /* verified logins the monitor remembers */
 #define MON_MAX_SESSIONS            8192
 #define MON_AUTH_JOBS_MAX           (2 * HTTP_UNAUTH_PENDING_MAX) /* password-check children */
+#define MON_DELAYED_REPLIES_MAX     1024          /* failed logins waiting out AUTH_FAIL_DELAY_MS */
+#define MON_NTLM_CHALLENGES_MAX     4096          /* issued NTLM challenges not yet used */
+#define MON_NTLM_CHALLENGE_TTL_MS   (HTTP_CONN_TIMEOUT_S * 1000ULL) /* a handshake's connection lives no longer */
 #define MON_WORKER_RESTART_MIN_MS   1000          /* do not restart a crashing worker faster */
 
 /* Shells, commands and PowerShell runspaces. */
 #define SPAWN_MAX_ARGS              256           /* argv of a command the monitor starts */
 #define SPAWN_MAX_ENV               256           /* client environment variables per shell */
+/*
+ * WinRS input, refused where it enters with a fault.  The Windows values
+ * (32767: one environment variable, a \\?\ path, a CreateProcess command
+ * line), and together small enough that an IPC_SPAWN always fits IPC_MAX_MSG.
+ */
+#define WINRS_MAX_ENV               128           /* Environment/Variable elements per shell */
+#define WINRS_MAX_ENV_NAME          255
+#define WINRS_MAX_ENV_VALUE         32767
+#define WINRS_MAX_ENV_BLOCK         (64 * 1024)   /* all name=value strings of a shell */
+#define WINRS_MAX_CWD               32767         /* WorkingDirectory */
+#define WINRS_MAX_COMMAND_LINE      32767         /* Command plus Arguments */
 #define CMD_STREAM_MAX              (1024 * 1024) /* buffered output per stream before back-pressure */
 #define CMD_STDIN_MAX               (1024 * 1024) /* stdin queued before a Send is held back */
 #define REPLY_OVERHEAD              2048          /* Receive envelope bytes around the streams */
@@ -62,6 +79,7 @@
 #define AUTH_MAX_CERT_CHAIN         8             /* client certificates passed to the monitor */
 #define CONF_MAX_FILE               (1024 * 1024)
 #define CONF_MAX_LIST               64            /* items in a list value such as AllowedGroups */
+#define CONF_MAX_DUMP               IPC_MAX_STRING /* the effective configuration, sent in IPC_CONFIG */
 
 /* TLS material handed to the worker. */
 #define TLS_MAX_PEM                 (64 * 1024)

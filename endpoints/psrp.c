@@ -667,6 +667,13 @@ static void on_spawn(void *data, struct ipc_msg *m)
 		return;
 	}
 	sh->opening = false;
+	if (sh->killed) {
+		for (int i = 0; i < 3; i++)
+			close_safe(&fds[i]);
+		shell_free(sh, "shell-killed");
+		wsman_fault(c, SF_PROCESS_FAILED, "An administrator ended the shell. ");
+		return;
+	}
 	if (result < 0) {
 		shell_free(sh, "shell-refused");
 		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process could not be started. ");
@@ -711,6 +718,12 @@ static void on_session(void *data, struct ipc_msg *m)
 	ipc_put_u32(&o, 1);
 	ipc_put_str(&o, "POWERSHELL_TELEMETRY_OPTOUT=1");
 	c->hr->call = net_call(&o, on_spawn, oc);
+	if (!c->hr->call) {
+		free(oc);
+		sh->opening = false;
+		shell_free(sh, "shell-refused");
+		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process could not be started. ");
+	}
 }
 
 static unsigned count_config_shells(uid_t uid, const char *uri)

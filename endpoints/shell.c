@@ -450,6 +450,23 @@ void monitor_signal(const struct shell *sh, int pid, int sig)
 	net_send(&o);
 }
 
+/*
+ * A spawn the monitor has not answered yet outlives its command (Signal
+ * terminate, Delete, the idle sweep): the reply must find no freed memory,
+ * and the process it reports, if any, is killed.
+ */
+struct spawn_ctx {
+	struct wsman_call *c;
+	struct command *cmd;            /* NULL once the command is gone */
+	uint64_t session;
+};
+
+static void spawn_orphan(struct spawn_ctx *sc)
+{
+	sc->cmd->spawn = NULL;
+	sc->cmd = NULL;
+}
+
 static void command_free(struct command *cmd)
 {
 	struct shell *sh = cmd->sh;
@@ -461,6 +478,8 @@ static void command_free(struct command *cmd)
 		}
 	if (!cmd->exited && cmd->pid > 0)
 		monitor_signal(sh, cmd->pid, SIGKILL);
+	if (cmd->spawn)
+		spawn_orphan(cmd->spawn);
 	park_fail(&cmd->recv, SF_COMMAND_NOT_FOUND, NULL);
 	if (cmd->held_send) {
 		struct wsman_call *c = cmd->held_send;
@@ -503,7 +522,11 @@ void shell_session_killed(uint64_t session)
 {
 	for (struct shell *s = shells; s; s = s->next)
 		if (s->session == session) {
-			shell_free(s, "shell-killed");
+			/* A pending reply still points at an opening shell: it frees it. */
+			if (s->opening)
+				s->killed = true;
+			else
+				shell_free(s, "shell-killed");
 			return;
 		}
 }
@@ -682,6 +705,12 @@ void shell_open_session(struct wsman_call *c, struct shell *sh,
 	ipc_put_str(&o, sh->resource_uri);
 	ipc_put_str(&o, c->remote);
 	c->hr->call = net_call(&o, done, oc);
+	if (!c->hr->call) {
+		free(oc);
+		sh->opening = false;
+		shell_free(sh, "shell-refused");
+		wsman_fault(c, SF_INTERNAL_ERROR, "The shell could not be opened. ");
+	}
 }
 
 /*
@@ -830,6 +859,43 @@ bool shell_quota_ok(struct wsman_call *c, unsigned long long per_user, unsigned 
 	return true;
 }
 
+/* Environment/Variable elements into sh->env; a fault sentence if they break a limit. */
+static const char *shell_read_env(struct shell *sh, xmlNodePtr env)
+{
+	size_t block = 0;
+
+	for (size_t i = 0; i < sh->nenv; i++)
+		block += strlen(sh->env[i]) + 1;
+	for (xmlNodePtr v = env->children; v; v = v->next) {
+		char nb[WINRS_MAX_ENV_NAME + 2], *val;
+		size_t nl, vl;
+
+		if (!soap_is(v, NS_RSP, "Variable"))
+			continue;
+		if (!soap_attr(v, "Name", nb, sizeof nb) || !(nl = strlen(nb)) || strchr(nb, '='))
+			return "The environment variable name is not valid. ";
+		if (nl > WINRS_MAX_ENV_NAME)
+			return "The environment variable name is too long. ";
+		if (sh->nenv >= WINRS_MAX_ENV)
+			return "The shell has too many environment variables. ";
+		val = soap_text(v);
+		vl = strlen(val);
+		if (vl > WINRS_MAX_ENV_VALUE) {
+			free(val);
+			return "The environment variable value is too long. ";
+		}
+		block += nl + 1 + vl + 1;
+		if (block > WINRS_MAX_ENV_BLOCK) {
+			free(val);
+			return "The environment block of the shell is too large. ";
+		}
+		sh->env = xrealloc(sh->env, (sh->nenv + 1) * sizeof *sh->env);
+		sh->env[sh->nenv++] = xasprintf("%s=%s", nb, val);
+		free(val);
+	}
+	return NULL;
+}
+
 static void shell_create(struct wsman_call *c)
 {
 	xmlNodePtr body = soap_child(c->req.body, NS_RSP, "Shell");
@@ -853,6 +919,7 @@ static void shell_create(struct wsman_call *c)
 		return;
 
 	for (n = body->children; n; n = n->next) {
+		const char *why = NULL;
 		char *t;
 
 		if (n->type != XML_ELEMENT_NODE || !soap_is(n, NS_RSP, (const char *)n->name))
@@ -867,9 +934,13 @@ static void shell_create(struct wsman_call *c)
 			sh->output_streams = t;
 			t = NULL;
 		} else if (!strcmp((const char *)n->name, "WorkingDirectory")) {
-			free(sh->cwd);
-			sh->cwd = t;
-			t = NULL;
+			if (strlen(t) > WINRS_MAX_CWD) {
+				why = "The working directory is too long. ";
+			} else {
+				free(sh->cwd);
+				sh->cwd = t;
+				t = NULL;
+			}
 		} else if (!strcmp((const char *)n->name, "IdleTimeOut")) {
 			long long ms = soap_duration_ms(t);
 			unsigned long long secs;
@@ -879,19 +950,14 @@ static void shell_create(struct wsman_call *c)
 			if (ms >= 0)
 				sh->idle_timeout_ms = MIN((uint64_t)ms, w->idle_timeout_ms);
 		} else if (!strcmp((const char *)n->name, "Environment")) {
-			for (xmlNodePtr v = n->children; v; v = v->next) {
-				char nb[256], *val;
-				if (!soap_is(v, NS_RSP, "Variable") || !soap_attr(v, "Name", nb, sizeof nb))
-					continue;
-				if (sh->nenv >= 128)
-					break;
-				val = soap_text(v);
-				sh->env = xrealloc(sh->env, (sh->nenv + 1) * sizeof *sh->env);
-				sh->env[sh->nenv++] = xasprintf("%s=%s", nb, val);
-				free(val);
-			}
+			why = shell_read_env(sh, n);
 		}
 		free(t);
+		if (why) {
+			shell_free(sh, "shell-refused");
+			wsman_fault(c, SF_SCHEMA_VALIDATION, why);
+			return;
+		}
 	}
 	if (!sh->input_streams)
 		sh->input_streams = xstrdup("stdin");
@@ -909,6 +975,11 @@ static void shell_create(struct wsman_call *c)
 }
 
 /* ---- Command ---------------------------------------------------------- */
+
+/* An IPC_SPAWN: cwd, argv (the line, or its words, plus a few fixed strings) and env. */
+_Static_assert(64 + WINRS_MAX_CWD + 2 * WINRS_MAX_COMMAND_LINE + WINRS_MAX_ENV_BLOCK +
+    5 * (SPAWN_MAX_ARGS + 4 + WINRS_MAX_ENV) < IPC_MAX_MSG, "an IPC_SPAWN must fit IPC_MAX_MSG");
+_Static_assert(WINRS_MAX_ENV <= SPAWN_MAX_ENV, "the monitor takes every variable");
 
 /* Split a Windows-style command line into words (quotes group, as cmd.exe). */
 static size_t split_words(const char *line, char **words, size_t max)
@@ -946,11 +1017,6 @@ static bool is_powershell(const char *word)
 	    str_ieq(base, "pwsh") || str_ieq(base, "pwsh.exe");
 }
 
-struct spawn_ctx {
-	struct wsman_call *c;
-	struct command *cmd;
-};
-
 static void command_reply(struct wsman_call *c, const struct command *cmd)
 {
 	struct soap_reply r;
@@ -959,6 +1025,42 @@ static void command_reply(struct wsman_call *c, const struct command *cmd)
 	soap_w_start(&r, "rsp:CommandResponse");
 	soap_w_elem(&r, "rsp:CommandId", cmd->id);
 	wsman_reply(c, &r);
+}
+
+/* The command was freed while the monitor spawned it. */
+static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
+{
+	struct wsman_call *c = sc->c;
+	struct ipc_out o;
+	int32_t result;
+	uint32_t pid;
+	int fds[3] = { -1, -1, -1 };
+
+	if (!m) {               /* the client went away too */
+		free(sc);
+		return;
+	}
+	c->hr->call = 0;
+	result = ipc_i32(m);
+	pid = ipc_u32(m);
+	if (result == 0)
+		for (int i = 0; i < 3; i++)
+			fds[i] = ipc_fd(m, (size_t)i);
+	for (int i = 0; i < 3; i++)
+		close_safe(&fds[i]);
+	if (!ipc_end(m)) {
+		free(sc);
+		return;
+	}
+	if (result == 0 && pid > 0) {
+		ipc_out_init(&o, IPC_SIGNAL);
+		ipc_put_u64(&o, sc->session);
+		ipc_put_u32(&o, pid);
+		ipc_put_u32(&o, SIGKILL);
+		net_send(&o);
+	}
+	free(sc);
+	wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 }
 
 static void on_spawn_result(void *data, struct ipc_msg *m)
@@ -970,7 +1072,12 @@ static void on_spawn_result(void *data, struct ipc_msg *m)
 	uint32_t pid;
 	int fds[3];
 
+	if (!cmd) {
+		spawn_orphan_result(sc, m);
+		return;
+	}
 	free(sc);
+	cmd->spawn = NULL;
 	cmd->spawning = false;
 	if (!m) {
 		command_free(cmd);
@@ -1044,29 +1151,32 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	}
 
 	/* Command then Arguments, joined as cmd.exe would see them. */
-	buf_init(&line, 64 * 1024);
+	buf_init(&line, WINRS_MAX_COMMAND_LINE);
 	t = soap_text(soap_child(cl, NS_RSP, "Command"));
 	{
 		size_t n = strlen(t);
+		int r;
 		/* Ruby's client wraps the whole command in double quotes. */
 		if (n >= 2 && t[0] == '"' && t[n - 1] == '"' && !memchr(t + 1, '"', n - 2)) {
 			t[n - 1] = '\0';
-			buf_appends(&line, t + 1);
+			r = buf_appends(&line, t + 1);
 		} else {
-			buf_appends(&line, t);
+			r = buf_appends(&line, t);
+		}
+		free(t);
+		if (r < 0) {
+			buf_free(&line);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
+			return;
 		}
 	}
-	free(t);
 	for (xmlNodePtr a = soap_child(cl, NS_RSP, "Arguments"); a; a = soap_next(a, NS_RSP, "Arguments")) {
 		t = soap_text(a);
-		if (*t) {
-			buf_appends(&line, " ");
-			if (buf_appends(&line, t) < 0) {
-				free(t);
-				buf_free(&line);
-				wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
-				return;
-			}
+		if (*t && (buf_appends(&line, " ") < 0 || buf_appends(&line, t) < 0)) {
+			free(t);
+			buf_free(&line);
+			wsman_fault(c, SF_SCHEMA_VALIDATION, "The command line is too long. ");
+			return;
 		}
 		free(t);
 	}
@@ -1130,6 +1240,8 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	sc = xcalloc(1, sizeof *sc);
 	sc->c = c;
 	sc->cmd = cmd;
+	sc->session = sh->session;
+	cmd->spawn = sc;
 	net_call_prepare(&o, IPC_SPAWN);
 	ipc_put_u64(&o, c->login_id);
 	ipc_put_u64(&o, sh->session);
@@ -1145,6 +1257,13 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
 	buf_free(&line);
+	if (!c->hr->call) {
+		/* The bounds above keep a spawn inside IPC_MAX_MSG; this is the backstop. */
+		cmd->spawn = NULL;
+		free(sc);
+		command_free(cmd);
+		wsman_fault(c, SF_PROCESS_FAILED, "The command could not be started. ");
+	}
 }
 
 /* ---- Send, Receive, Signal, Delete ------------------------------------ */
@@ -1374,12 +1493,13 @@ void shell_dispatch(struct wsman_call *c)
 	struct shell *sh;
 
 	if (str_ieq(u, URI_SHELL) || str_ieq(u, URI_SHELL "/Command")) {
+		/* A failed shell_lookup has answered and freed c: test the action first. */
 		if (wsman_action_is(c, ACT_ENUMERATE))
 			shell_enumerate(c, str_ieq(u, URI_SHELL "/Command"));
-		else if (wsman_action_is(c, ACT_GET) && (sh = shell_lookup(c, true)))
-			shell_get(c, sh);
 		else if (!wsman_action_is(c, ACT_GET))
 			wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+		else if ((sh = shell_lookup(c, true)))
+			shell_get(c, sh);
 		return;
 	}
 	if (psrp_handles(c)) {

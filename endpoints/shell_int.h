@@ -54,6 +54,7 @@ struct command {
 	char *line;             /* for the audit log */
 	int pid;
 	bool spawning, exited, done_sent, terminated;
+	struct spawn_ctx *spawn;        /* the IPC_SPAWN in flight, while spawning */
 	int status;
 	int forced_exit;        /* exit code of a command that never ran, or -1 */
 	struct stream out, err;
@@ -85,6 +86,7 @@ struct shell {
 	char *input_streams, *output_streams;
 	struct command *cmds;
 	bool opening;
+	bool killed;                    /* an administrator ended it while it was opening */
 	struct psrp *psrp;              /* PSRP: the runspace process behind this shell */
 	bool disconnected;
 };

@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "ipc.h"
+#include "mon.h"
 #include "soap.h"
 #include "util.h"
 #include "wlimits.h"
@@ -209,7 +210,7 @@ static void test_conf_defaults(void)
 	CHECK(c.service.max_batch_items == 32000);
 	CHECK(c.service.max_ops_per_user == 1500);
 	CHECK(c.service.max_connections == 300);
-	CHECK(c.service.max_connections_per_ip == 300);
+	CHECK(c.service.max_connections_per_ip == HTTP_PER_IP_CONN_LIMIT);
 	CHECK_STR(c.service.allowed_groups, "sudo wheel winrm-users");
 	CHECK_STR(c.service.allowed_users, "");
 	CHECK(c.service.unauth_identify == true);
@@ -1285,6 +1286,49 @@ static void test_soap_trailing_nul(void)
 	free(x);
 }
 
+/* The parser sees UTF-8 only: UTF-16 is transcoded, other encodings are refused. */
+static void test_soap_encodings(void)
+{
+	char *x = subst(req_command, PYWINRM);
+	size_t n = strlen(x);
+	unsigned char *u16 = xcalloc(2, n + 1);
+	struct soap_req req;
+	struct soap_error err;
+	struct buf b;
+
+	/* UTF-16LE with a BOM and a declaration saying so. */
+	u16[0] = 0xff;
+	u16[1] = 0xfe;
+	for (size_t i = 0; i < n; i++)
+		u16[2 + 2 * i] = (unsigned char)x[i];
+	CHECK(soap_parse(u16, 2 + 2 * n, &req, &err) == 0);
+	CHECK_STR(req.message_id, MSGID);
+	soap_req_free(&req);
+
+	/* Any other declared encoding: a fault that says what is accepted. */
+	buf_init(&b, 0);
+	buf_appendf(&b, "<?xml version=\"1.0\" encoding=\"IBM037\"?>%s", x);
+	CHECK(soap_parse(b.data, b.len, &req, &err) == -EINVAL);
+	CHECK(err.fault == SF_INVALID_XML);
+	CHECK(strstr(err.arg, "IBM037") && strstr(err.arg, "Only UTF-8 and UTF-16"));
+	soap_req_free(&req);
+	buf_reset(&b);
+	buf_appendf(&b, "<?xml version='1.0' encoding = 'ucs-4'?>%s", x);
+	CHECK(soap_parse(b.data, b.len, &req, &err) == -EINVAL && strstr(err.arg, "ucs-4"));
+	soap_req_free(&req);
+
+	/* EBCDIC bytes with no readable declaration: not UTF-8 text. */
+	{
+		static const unsigned char ebcdic[] = { 0x4c, 0x6f, 0xa7, 0x94, 0x93, 0x40, 0xa5, 0x85 };
+		CHECK(soap_parse(ebcdic, sizeof ebcdic, &req, &err) == -EINVAL);
+		CHECK(err.fault == SF_INVALID_XML);
+		soap_req_free(&req);
+	}
+	buf_free(&b);
+	free(u16);
+	free(x);
+}
+
 /* Text of the first element named `name` anywhere below n. */
 static char *find_text(xmlNodePtr n, const char *ns, const char *name)
 {
@@ -1644,6 +1688,106 @@ static void close_msg_fds(struct ipc_msg *m)
 
 static unsigned char ipc_rbuf[IPC_MAX_MSG];
 
+/* A compromised worker cannot replay an AUTHENTICATE: each challenge verifies once. */
+static void test_mon_ntlm_challenge_single_use(void)
+{
+	unsigned char a[8], b[8], first[8], unknown[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+	mon_ntlm_challenges_forget();
+	mon_ntlm_challenge_issue(a);
+	mon_ntlm_challenge_issue(b);
+	CHECK(memcmp(a, b, 8) != 0);
+	CHECK(!mon_ntlm_challenge_take(unknown));
+	CHECK(mon_ntlm_challenge_take(b));
+	CHECK(!mon_ntlm_challenge_take(b));
+	CHECK(mon_ntlm_challenge_take(a));
+	CHECK(!mon_ntlm_challenge_take(a));
+	/* A full table drops the oldest. */
+	mon_ntlm_challenge_issue(first);
+	for (int i = 0; i < MON_NTLM_CHALLENGES_MAX; i++)
+		mon_ntlm_challenge_issue(a);
+	CHECK(!mon_ntlm_challenge_take(first));
+	CHECK(mon_ntlm_challenge_take(a));
+	/* A restarted worker's handshakes are gone: so are their challenges. */
+	mon_ntlm_challenge_issue(a);
+	mon_ntlm_challenges_forget();
+	CHECK(!mon_ntlm_challenge_take(a));
+}
+
+/* A configuration the monitor could not send to the worker is refused when read. */
+static void test_conf_dump_too_large(void)
+{
+	struct buf b;
+	struct conf c;
+	char err[512] = "";
+	int r;
+
+	buf_init(&b, 0);
+	for (int i = 0; i < 40; i++) {
+		buf_appendf(&b, "[CertMapping m%d]\nUser = alice\nSubject = CN=", i);
+		for (int j = 0; j < 4000; j++)
+			buf_appends(&b, "x");
+		buf_appends(&b, "\n");
+	}
+	r = conf_parse((const char *)b.data, b.len, "big.conf", &c, err, sizeof err);
+	CHECK(r == -EINVAL);
+	CHECK(strstr(err, "handed to the worker") != NULL);
+	if (r == 0)
+		conf_free(&c);
+	buf_free(&b);
+}
+
+/* Sizes come from the network: an oversized field or message is refused, never fatal. */
+static void test_ipc_encode_refused(void)
+{
+	int sv[2], p[2];
+	struct ipc_out o;
+	struct ipc_msg m;
+	char *s = xmalloc(IPC_MAX_STRING + 2);
+
+	if (!CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) == 0))
+		return;
+	memset(s, 'z', IPC_MAX_STRING + 1);
+	s[IPC_MAX_STRING + 1] = '\0';
+
+	/* One field past IPC_MAX_STRING: sticky -E2BIG, later fields ignored. */
+	ipc_out_init(&o, IPC_SPAWN);
+	ipc_put_u32(&o, 1);
+	ipc_put_str(&o, s);
+	CHECK(o.err == -E2BIG);
+	ipc_put_str(&o, "after");
+	CHECK(o.err == -E2BIG);
+	CHECK(chan_send(sv[0], &o) == -E2BIG);
+
+	/* Fields each under the limit, together past IPC_MAX_MSG: -EMSGSIZE. */
+	s[IPC_MAX_STRING / 2] = '\0';
+	ipc_out_init(&o, IPC_SPAWN);
+	for (int i = 0; i < 5; i++)
+		ipc_put_str(&o, s);
+	CHECK(o.err == -EMSGSIZE);
+	CHECK(chan_send(sv[0], &o) == -EMSGSIZE);
+
+	/* Too many descriptors: refused, and every one of them closed. */
+	if (CHECK(pipe(p) == 0)) {
+		ipc_out_init(&o, IPC_SPAWN_RESULT);
+		for (int i = 0; i < IPC_MAX_FDS; i++)
+			ipc_put_fd(&o, dup(p[0]));
+		ipc_put_fd(&o, p[0]);
+		CHECK(o.err == -EMSGSIZE);
+		CHECK(fcntl(p[0], F_GETFD) < 0);
+		CHECK(chan_send(sv[0], &o) == -EMSGSIZE);
+		close(p[1]);
+	}
+	/* Nothing reached the peer, and the channel still works. */
+	CHECK(ipc_recv_blocking(sv[1], ipc_rbuf, sizeof ipc_rbuf, &m) < 0);
+	ipc_out_init(&o, IPC_CONFIG_DONE);
+	CHECK(chan_send(sv[0], &o) == 0);
+	CHECK(ipc_recv_blocking(sv[1], ipc_rbuf, sizeof ipc_rbuf, &m) == 0 && m.type == IPC_CONFIG_DONE);
+	free(s);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_ipc_roundtrip(void)
 {
 	int sv[2];
@@ -1909,11 +2053,15 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_soap_depth),
 	T(test_soap_malformed),
 	T(test_soap_trailing_nul),
+	T(test_soap_encodings),
 	T(test_soap_fault),
 	T(test_soap_fault_utf8),
 	T(test_soap_reply),
 	T(test_auth_basic),
 	T(test_ipc_roundtrip),
+	T(test_ipc_encode_refused),
+	T(test_conf_dump_too_large),
+	T(test_mon_ntlm_challenge_single_use),
 	T(test_ipc_malformed),
 	T(test_ipc_fds),
 #define X(fn) T(fn),
