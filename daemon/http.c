@@ -55,18 +55,24 @@ static size_t body_limit(void)
 }
 
 /*
- * The body a request may bring.  Before a connection has logged in, a
- * request that cannot authenticate itself (no Authorization header, or an
- * NTLM NEGOTIATE, which only asks for a challenge) is answered 401 whatever
- * its body says: it gets HTTP_UNAUTH_BODY_MAX, so an anonymous client cannot
- * make the worker buffer whole envelopes.  Basic, Kerberos and NTLM
- * AUTHENTICATE carry a proof and keep the envelope limit.
+ * The body the worker keeps of a request.  Before a connection has logged
+ * in, a request that cannot authenticate itself (no Authorization header, or
+ * an NTLM NEGOTIATE, which only asks for a challenge) is answered 401 whatever
+ * its body says, so only HTTP_UNAUTH_BODY_MAX of it is kept: an anonymous
+ * client cannot make the worker buffer whole envelopes.  Past that the body
+ * is read and dropped, not refused: pywinrm and requests_ntlm send the real
+ * message (a 250 KB Send when Ansible copies a file) on the first leg of
+ * every new connection and expect the 401 that starts the login.  Only an
+ * anonymous Identify is answered from its body; it gets 413 past the cap.
+ * Basic, Kerberos and NTLM AUTHENTICATE carry a proof and keep the envelope.
  */
-static size_t request_body_limit(struct MHD_Connection *mc, const struct http_conn *conn)
+static size_t request_keep_limit(struct MHD_Connection *mc, const struct http_conn *conn,
+    bool *identify)
 {
 	const char *hdr = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	bool unauth = !hdr;
 
+	*identify = false;
 	if (conn->login_id)
 		return body_limit();
 	if (hdr && (str_iprefix(hdr, "Negotiate ") || str_iprefix(hdr, "NTLM "))) {
@@ -74,6 +80,7 @@ static size_t request_body_limit(struct MHD_Connection *mc, const struct http_co
 		tok += strspn(tok, " ");
 		unauth = !strncmp(tok, "TlRMTVNTUAAB", 12);    /* base64 of "NTLMSSP\0", type 1 */
 	}
+	*identify = !hdr && MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "WSMANIDENTIFY");
 	return unauth ? MIN(body_limit(), (size_t)HTTP_UNAUTH_BODY_MAX) : body_limit();
 }
 
@@ -288,7 +295,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		struct http_conn *conn = ci ? ci->socket_context : NULL;
 		const char *cl;
-		size_t limit;
+		size_t limit, keep;
+		bool identify;
 
 		if (!conn)
 			return MHD_NO;
@@ -302,7 +310,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		if (ncl > 1)
 			return refuse(mc, MHD_HTTP_BAD_REQUEST, "duplicate-content-length", conn);
 		cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		limit = request_body_limit(mc, conn);
+		keep = request_keep_limit(mc, conn, &identify);
+		limit = identify ? keep : body_limit();
 		r = xcalloc(1, sizeof *r);
 		if (cl) {
 			unsigned long long n;
@@ -328,20 +337,29 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		}
 		r->conn = conn;
 		r->mc = mc;
-		buf_init(&r->body, limit);
+		buf_init(&r->body, keep);
 		conn->nreq++;
 		(void)l;
 		*req_cls = r;
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->too_large && buf_append(&r->body, upload_data, *upload_size) < 0)
-			r->too_large = true;
-		if (r->too_large) {
+		if (!r->too_large && !r->body_dropped && buf_append(&r->body, upload_data, *upload_size) < 0) {
+			/* Past what we keep: refused past the envelope, else dropped (above). */
+			if (r->body.limit >= body_limit())
+				r->too_large = true;
+			else
+				r->body_dropped = true;
+			r->discarded = r->body.len + *upload_size;
 			buf_free(&r->body);
+			if (r->discarded > body_limit())
+				r->too_large = true;
+		} else if (r->too_large || r->body_dropped) {
 			r->discarded += *upload_size;
 			if (r->discarded > HTTP_DISCARD_MAX)
 				return MHD_NO;          /* a chunked body without end */
+			if (r->discarded > body_limit())
+				r->too_large = true;
 		}
 		*upload_size = 0;
 		return MHD_YES;

@@ -41,6 +41,7 @@ struct http_req {
 	struct MHD_Connection *mc;
 	struct buf body;
 	bool too_large, started, suspended, answered;
+	bool body_dropped;              /* an unauthenticated body past the cap, not kept */
 	unsigned long long discarded;   /* bytes of an oversized body read and dropped */
 	uint32_t call;                  /* pending monitor call, 0 = none */
 	/* The answer, queued by the access handler. */
