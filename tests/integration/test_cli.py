@@ -1,9 +1,12 @@
 """The command lines of winrmd and winrmctl: what a newcomer types first."""
 import os
+import secrets
+import socket
 import subprocess
 
 import pytest
 
+from daemon_util import Daemon, stop_and_check
 from wsman_util import WINRMD
 
 # winrmctl from the same build as the daemon under test.
@@ -37,3 +40,57 @@ def test_man_pages_list_help():
         with open(os.path.join(man, page)) as f:
             text = f.read()
         assert ".It Fl h , Fl \\-help" in text, page
+
+
+# --------------------------------------------------------------------------- control socket
+
+def control_path():
+    # Short and under /run: sun_path holds 108 bytes, pytest's tmp_path can be longer.
+    return "/run/winrmd/test-cli-%s.control" % secrets.token_hex(4)
+
+
+def shells_list(conf):
+    return run(WINRMCTL, "-f", conf, "shells", "list")
+
+
+def test_second_daemon_on_the_same_control_socket_refuses_to_start(tmp_path, tls_cert):
+    ctl = control_path()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = Daemon(tmp_path / "a", *tls_cert, service={"ControlSocket": ctl}).start()
+    try:
+        assert shells_list(first.conf_path).returncode == 0
+        # Another configuration (other ports) that names the same control socket.
+        second = Daemon(tmp_path / "b", *tls_cert, service={"ControlSocket": ctl})
+        r = run(WINRMD, "-d", "-f", second.conf_path, stdin=subprocess.DEVNULL)
+        assert r.returncode != 0, r.stderr
+        assert ctl in r.stderr and "another winrmd" in r.stderr, r.stderr
+        # It stopped before opening its listeners.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", second.https_port), timeout=2).close()
+        # The first still has its socket, and answers on it.
+        out = shells_list(first.conf_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("SHELLID"), out.stdout
+        assert first.proc.poll() is None
+    finally:
+        stop_and_check(first)
+    assert not os.path.exists(ctl)
+
+
+def test_stale_control_socket_is_replaced(tmp_path, tls_cert):
+    """A socket file left by a daemon that died (nobody listens) is no reason to refuse."""
+    ctl = control_path()
+    os.makedirs(os.path.dirname(ctl), exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(ctl)
+    stale.close()
+    d = Daemon(tmp_path, *tls_cert, service={"ControlSocket": ctl})
+    try:
+        d.start()
+        out = shells_list(d.conf_path)
+        assert out.returncode == 0, out.stderr
+    finally:
+        stop_and_check(d)
+        if os.path.exists(ctl):
+            os.unlink(ctl)

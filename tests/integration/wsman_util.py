@@ -247,6 +247,10 @@ def make_config(http_port, https_port, cert, key, service=None, auth=None, winrs
         "AllowedUsers": "",
         "EnableUnauthenticatedIdentify": "true",
         "PamService": "winrmd",
+        # Its own control socket: winrmd refuses to start on one a live daemon
+        # answers on, and the tests run several at once.  The ports are this
+        # daemon's own, so the name is unique among the running ones.
+        "ControlSocket": "/run/winrmd/test-%d-%d.control" % (http_port, https_port),
     }
     svc.update(service or {})
     au = {"Basic": "true"}
