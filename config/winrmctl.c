@@ -429,11 +429,15 @@ static void session_path(const char *name, char *out, size_t len)
 		snprintf(out, len, "sessions.d/%s.conf", name);
 }
 
+/* Like listener list: without the file, the embedded default (and whatever
+ * sessions.d/ holds beside where the file would be). */
 static int load_all(struct conf *c)
 {
 	char err[1024];
+	int r = access(conf_path, F_OK) == 0 ? conf_load(conf_path, c, err, sizeof err)
+	    : conf_load_default(conf_path, c, err, sizeof err);
 
-	if (conf_load(conf_path, c, err, sizeof err) < 0) {
+	if (r < 0) {
 		fprintf(stderr, "winrmctl: %s\n", err);
 		return -1;
 	}

@@ -94,3 +94,28 @@ def test_stale_control_socket_is_replaced(tmp_path, tls_cert):
         stop_and_check(d)
         if os.path.exists(ctl):
             os.unlink(ctl)
+
+
+# --------------------------------------------------------------------------- no configuration file
+
+def test_session_config_list_and_show_without_a_file(tmp_path):
+    """Like listener list, session-config list/show fall back to the embedded
+    default when the file is missing, with the sessions.d/ beside it."""
+    conf = str(tmp_path / "winrmd.conf")
+    r = run(WINRMCTL, "-f", conf, "session-config", "list")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "", r.stdout   # no sessions.d/, and the embedded default has none
+    assert run(WINRMCTL, "-f", conf, "listener", "list").returncode == 0
+    (tmp_path / "sessions.d").mkdir()
+    (tmp_path / "sessions.d" / "Cli.Fallback.conf").write_text(
+        "[SessionConfiguration]\nName = Cli.Fallback\nCommand = /bin/cat\nEnabled = false\n")
+    r = run(WINRMCTL, "-f", conf, "session-config", "list")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Cli.Fallback", "disabled",
+                                "http://schemas.microsoft.com/powershell/Cli.Fallback"], r.stdout
+    r = run(WINRMCTL, "-f", conf, "session-config", "show", "Cli.Fallback")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("[SessionConfiguration Cli.Fallback]") and "Command = /bin/cat" in r.stdout
+    r = run(WINRMCTL, "-f", conf, "session-config", "show", "No.Such")
+    assert r.returncode == 1 and "no session configuration No.Such" in r.stderr
+    assert not os.path.exists(conf)   # looking does not create the file
