@@ -63,6 +63,10 @@ check-deps:
 run: deps all
 	@sh tests/run-quickstart.sh $(BUILD)/winrmd
 
+# Undo `make run`: the demo account, build/run/, and the TLS files if it made them.
+run-clean:
+	@sh tests/run-quickstart.sh --clean
+
 unit: $(BUILD)/unit
 	$(BUILD)/unit
 
@@ -83,10 +87,11 @@ check-san:
 	build-san/unit
 	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=40 sh tests/integration/run.sh build-san $(SUITE)
 
+# Every build directory: make, check-clang, SANITIZE=1, fuzz (tests/fuzz/fuzz.mk).
 clean:
-	rm -rf build build-clang build-san
+	rm -rf build build-clang build-san build-fuzz
 
-.PHONY: all deps check-deps run unit check check-san check-clang clean
+.PHONY: all deps check-deps run run-clean unit check check-san check-clang clean
 
 # libFuzzer harnesses (tests/fuzz/fuzz.mk): `make fuzz` runs each for FUZZ_SECONDS.
 -include tests/fuzz/fuzz.mk

@@ -647,19 +647,21 @@ static void add_default_sessions(struct conf *c)
 	}
 }
 
-int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+/*
+ * The main text (from the file `path`, or the embedded default), then the
+ * sessions.d/ beside path, the built-in sessions if `builtins`, and
+ * validation.  name is what messages and the dump call the main text.
+ */
+static int load_with_sessions(const char *path, const char *name, const char *text, size_t len,
+    bool builtins, struct conf *c, char *err, size_t errlen)
 {
 	struct dirent **ents = NULL;
 	char dir[PATH_MAX], *slash;
 	struct buf b;
 	int r, n;
 
-	r = read_text(path, &b, err, errlen);
-	if (r < 0)
-		return r;
-	conf_init(c, path);
-	r = parse_into(c, (char *)b.data, b.len, path, false, err, errlen);
-	buf_free(&b);
+	conf_init(c, name);
+	r = parse_into(c, text, len, name, false, err, errlen);
 	if (r < 0)
 		goto fail;
 
@@ -697,13 +699,34 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 	free(ents);
 	if (r < 0)
 		goto fail;
-	add_default_sessions(c);
-	r = conf_validate(c, path, err, errlen);
+	if (builtins)
+		add_default_sessions(c);
+	r = conf_validate(c, name, err, errlen);
 	if (r == 0)
 		return 0;
 fail:
 	conf_free(c);
 	return r;
+}
+
+int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	struct buf b;
+	int r;
+
+	r = read_text(path, &b, err, errlen);
+	if (r < 0)
+		return r;
+	r = load_with_sessions(path, path, (char *)b.data, b.len, true, c, err, errlen);
+	buf_free(&b);
+	return r;
+}
+
+int conf_load_default(const char *path, struct conf *c, char *err, size_t errlen)
+{
+	/* The built-in PowerShell configurations too: the embedded default serves them. */
+	return load_with_sessions(path, "(embedded)", conf_embedded_text, strlen(conf_embedded_text),
+	    true, c, err, errlen);
 }
 
 const struct conf_session *conf_session_by_name(const struct conf *c, const char *name)

@@ -119,6 +119,9 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* The embedded default: HTTP 127.0.0.1:5985 and HTTPS 127.0.0.1:5986. */
 int conf_load_embedded(struct conf *c);
 const char *conf_pwsh_path(void);
+/* The embedded default with the sessions.d/ beside path (none if it is
+ * missing) and the built-in ones: what winrmctl shows when path does not exist. */
+int conf_load_default(const char *path, struct conf *c, char *err, size_t errlen);
 void conf_free(struct conf *c);
 
 /* Effective configuration in a form conf_parse accepts back unchanged. */

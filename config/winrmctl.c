@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: winrmctl [-f FILE] COMMAND ...\n"
+	    "       winrmctl -h | --help       print this help\n"
 	    "  config get SECTION KEY          print one effective value\n"
 	    "  config set SECTION KEY VALUE    change a key in the file (validated)\n"
 	    "  ntlm set-password USER [--stdin] set the NT hash NTLM logins of USER are checked against\n"
@@ -427,11 +429,15 @@ static void session_path(const char *name, char *out, size_t len)
 		snprintf(out, len, "sessions.d/%s.conf", name);
 }
 
+/* Like listener list: without the file, the embedded default (and whatever
+ * sessions.d/ holds beside where the file would be). */
 static int load_all(struct conf *c)
 {
 	char err[1024];
+	int r = access(conf_path, F_OK) == 0 ? conf_load(conf_path, c, err, sizeof err)
+	    : conf_load_default(conf_path, c, err, sizeof err);
 
-	if (conf_load(conf_path, c, err, sizeof err) < 0) {
+	if (r < 0) {
 		fprintf(stderr, "winrmctl: %s\n", err);
 		return -1;
 	}
@@ -679,10 +685,15 @@ static int cmd_ntlm(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* --help is what people type first; '+' stops at COMMAND, so its own
+	 * --options are never taken for ours. */
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
 	int opt;
 
 	log_open("winrmctl", true);
-	while ((opt = getopt(argc, argv, "+f:h")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': conf_path = optarg; break;
 		case 'h': usage(stdout); return 0;

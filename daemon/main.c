@@ -6,6 +6,7 @@
  * worker here, so `ps` shows what each process is.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: winrmd [-d] [-t | -T] [-f FILE | -E]\n"
+	    "       winrmd -V | -h | --help\n"
 	    "  -f FILE  configuration file (default " CONF_DEFAULT_PATH ";\n"
 	    "           when that file does not exist the embedded default is used)\n"
 	    "  -E       use the embedded default: HTTP 127.0.0.1:5985, HTTPS 127.0.0.1:5986\n"
@@ -27,11 +29,16 @@ static void usage(FILE *f)
 	    "  -T       print the effective configuration and exit\n"
 	    "  -d       debug: log to stderr as well, with debug messages\n"
 	    "  -V       print the version\n"
+	    "  -h, --help  print this help and exit\n"
 	    "winrmd stays in the foreground; run it from systemd (winrmd.service).\n");
 }
 
 int main(int argc, char **argv)
 {
+	/* --help is what people type first; it must not be an "invalid option". */
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
 	const char *path = NULL, *base = strrchr(argv[0], '/');
 	bool debug = false, test = false, dump = false, embedded = false;
 	struct conf c;
@@ -47,7 +54,7 @@ int main(int argc, char **argv)
 		log_set_debug(debug);
 		return net_main(debug);
 	}
-	while ((opt = getopt(argc, argv, "f:EtTdVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "f:EtTdVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 'E': embedded = true; break;

@@ -1381,6 +1381,30 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
 	return 0;
 }
 
+/*
+ * 1 when a live monitor answers on path.  Starting anyway would unlink its
+ * socket and, once we exit, leave it with none, so the caller refuses.  A file
+ * nobody listens on (ECONNREFUSED) is a stale leftover that control_open
+ * replaces, as before.  The probe sends nothing: the other monitor reads EOF
+ * and closes.
+ */
+static int control_in_use(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+		return 0;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* EAGAIN: listening with a full backlog, which is alive as well. */
+	r = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 || errno == EAGAIN;
+	close(fd);
+	return r;
+}
+
 static void control_open(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -1559,6 +1583,10 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 	if (load_config(&M.conf, err, sizeof err) < 0)
 		fatal("%s", err);
 	log_info("configuration from %s", M.conf.path);
+	/* Before anything with side effects: certificates, listeners. */
+	if (control_in_use(M.conf.service.control_socket) > 0)
+		fatal("control socket %s: another winrmd answers on it; stop that one or give this "
+		    "one its own ControlSocket", M.conf.service.control_socket);
 	if (mon_ensure_system_user(WINRMD_USER) < 0 || !(pw = getpwnam(WINRMD_USER)))
 		fatal("no system user %s and it could not be created", WINRMD_USER);
 	M.worker_uid = pw->pw_uid;

@@ -4,12 +4,11 @@ import http.client
 import os
 import socket
 import ssl
-import subprocess
 import time
 
 from wsman_util import (NS, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, assert_ok, basic_header,
                         config_get_envelope, envelope, post, shell_create_envelope,
-                        wait_for)
+                        user_pids, wait_for)
 
 ACT_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
 ACT_COMMAND = ACT_SHELL + "Command"
@@ -187,13 +186,13 @@ class RawShell:
         return self.post(ACT_DELETE, "", sid)
 
 
-def pgrep(user, pattern):
-    r = subprocess.run(["pgrep", "-u", user, "-f", pattern], capture_output=True, text=True)
-    return [int(x) for x in r.stdout.split()]
+def pgrep(user, argv):
+    """pids of `user`'s processes whose argv is exactly `argv` (see user_pids)."""
+    return user_pids(user, argv)
 
 
-def kill_user_procs(user, pattern):
-    for pid in pgrep(user, pattern):
+def kill_user_procs(user, argv):
+    for pid in pgrep(user, argv):
         try:
             os.kill(pid, 9)
         except OSError:

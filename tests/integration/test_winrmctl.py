@@ -20,7 +20,7 @@ import winrm
 
 from daemon_util import Daemon, stop_and_check
 from psrp_util import RUNSPACE_COMMAND
-from wsman_util import REPO, WINRMD, wait_for
+from wsman_util import REPO, WINRMD, user_pids, wait_for
 
 WINRMCTL = os.environ.get("WINRMCTL_BIN") or os.path.join(REPO, "build", "winrmctl")
 
@@ -125,13 +125,11 @@ def test_shells_list_and_kill(tmp_path, tls_cert, users):
                            transport="basic", server_cert_validation="ignore")
         sid = p.open_shell()
         p.run_command(sid, "sleep", ["300"])
-        assert wait_for(lambda: subprocess.run(["pgrep", "-u", users.admin.name, "-x", "sleep"],
-                                               capture_output=True).returncode == 0, 10)
+        assert wait_for(lambda: user_pids(users.admin.name, "sleep 300"), 10)
         out = ctl(d.conf_path, "shells", "list").stdout
         assert sid in out and users.admin.name in out and "127.0.0.1" in out
         ctl(d.conf_path, "shells", "kill", sid)
-        assert wait_for(lambda: subprocess.run(["pgrep", "-u", users.admin.name, "-x", "sleep"],
-                                               capture_output=True).returncode != 0, 10)
+        assert wait_for(lambda: not user_pids(users.admin.name, "sleep 300"), 10)
         assert sid not in ctl(d.conf_path, "shells", "list").stdout
         assert ctl(d.conf_path, "shells", "kill", sid, check=False).returncode == 1
         with pytest.raises(winrm.exceptions.WinRMError):

@@ -40,7 +40,8 @@ from daemon_util import Daemon, make_user, remove_user, stop_and_check
 from go_client import build as go_build, clean_env, result as go_result, run as go_run
 from wsman_util import (
     ALLOWED_GROUP, NS, RESOURCE_CMD_SHELL, basic_header, describe, envelope,
-    log_records, parse, post, assert_ok, assert_fault, pywinrm_fault, shell_create_envelope, wait_for,
+    log_records, parse, post, assert_ok, assert_fault, pywinrm_fault, shell_create_envelope, user_pids,
+    wait_for,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -231,13 +232,13 @@ def parse_receive(root, out, err):
     return False, None
 
 
-def pgrep(user, pattern):
-    r = subprocess.run(["pgrep", "-u", user, "-xf", pattern], capture_output=True, text=True)
-    return [int(x) for x in r.stdout.split()]
+def pgrep(user, argv):
+    """pids of `user`'s processes whose argv is exactly `argv` (see user_pids)."""
+    return user_pids(user, argv)
 
 
-def kill_user_procs(user, pattern):
-    for pid in pgrep(user, pattern):
+def kill_user_procs(user, argv):
+    for pid in pgrep(user, argv):
         try:
             os.kill(pid, 9)
         except OSError:
@@ -594,9 +595,7 @@ def test_max_processes_per_shell_counts_what_commands_start(winrmd, users):
     sid = p.open_shell()
 
     def sleepers():
-        out = subprocess.run(["pgrep", "-u", users.admin.name, "-f", "^sleep 41"],
-                             capture_output=True, text=True).stdout
-        return len(out.split())
+        return len(pgrep(users.admin.name, "sleep 41"))
 
     busy = p.run_command(sid, "sleep 41 & sleep 41 & wait")
     assert wait_for(lambda: sleepers() == 2, 10), "the two sleeps did not start"

@@ -7,6 +7,7 @@ Replies are always parsed by namespace URI, never by prefix.
 """
 import base64
 import os
+import pwd
 import time
 import re
 import uuid
@@ -246,6 +247,10 @@ def make_config(http_port, https_port, cert, key, service=None, auth=None, winrs
         "AllowedUsers": "",
         "EnableUnauthenticatedIdentify": "true",
         "PamService": "winrmd",
+        # Its own control socket: winrmd refuses to start on one a live daemon
+        # answers on, and the tests run several at once.  The ports are this
+        # daemon's own, so the name is unique among the running ones.
+        "ControlSocket": "/run/winrmd/test-%d-%d.control" % (http_port, https_port),
     }
     svc.update(service or {})
     au = {"Basic": "true"}
@@ -289,6 +294,37 @@ def proc_argv0(pid):
             return f.read().split(b"\0")[0].decode("utf-8", "replace")
     except OSError:
         return None
+
+
+def user_pids(user, argv=None):
+    """pids of the live processes running as `user` whose argv is exactly
+    `argv` (a list, or a string split on blanks), or for which `argv(list)` is
+    true when it is a callable; every process of `user` when argv is None.
+
+    Read from /proc rather than with `pgrep -f`: that matches the pattern
+    anywhere in the command line, so for `sleep 5` it also finds the
+    `/bin/sh -c "sleep 5"` parent, and killing only that orphans the sleep."""
+    uid = pwd.getpwnam(user).pw_uid
+    if isinstance(argv, str):
+        argv = argv.split()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        # Effective uid, as pgrep -u; zombies have no argv and hold nothing.
+        if int(status["Uid"].split()[1]) != uid or status["State"].split()[0] == "Z":
+            continue
+        args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1]]
+        if argv is None or (argv(args) if callable(argv) else args == argv):
+            out.append(int(d))
+    return sorted(out)
 
 
 def pid_alive(pid):
