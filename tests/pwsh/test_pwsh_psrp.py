@@ -105,3 +105,150 @@ def test_runs_as_authenticated_user(pd, users):
     r = pwsh(pd, users.admin, "Invoke-Command -Session $s { [Environment]::UserName; $PSVersionTable.PSVersion.ToString() }")
     assert r[0] == users.admin.name
     assert r[1].startswith("7.")
+
+
+def test_streams(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$ps = [powershell]::Create()
+$ps.Runspace = $s.Runspace
+[void]$ps.AddScript(@'
+    Write-Output 'out1'
+    Write-Error 'err1'
+    Write-Warning 'warn1'
+    Write-Verbose 'verb1' -Verbose
+    Write-Information 'info1' -Tags t1
+    Write-Debug 'dbg1' -Debug
+    Write-Host 'host1'
+    Write-Output 'out2'
+'@)
+$out = $ps.Invoke()
+[pscustomobject]@{
+    out = @($out | ForEach-Object { "$_" })
+    error = @($ps.Streams.Error | ForEach-Object { "$_" })
+    errid = "$($ps.Streams.Error[0].FullyQualifiedErrorId)"
+    warning = @($ps.Streams.Warning | ForEach-Object { $_.Message })
+    verbose = @($ps.Streams.Verbose | ForEach-Object { $_.Message })
+    debug = @($ps.Streams.Debug | ForEach-Object { $_.Message })
+    info = @($ps.Streams.Information | ForEach-Object { "$($_.MessageData)/$($_.Tags -join ',')" })
+    had = $ps.HadErrors
+}
+""")[0]
+    assert r["out"] == ["out1", "out2"]
+    assert r["error"] == ["err1"] and r["errid"].startswith("Microsoft.PowerShell.Commands.WriteErrorException")
+    assert r["warning"] == ["warn1"] and r["verbose"] == ["verb1"] and r["debug"] == ["dbg1"]
+    assert r["info"][0] == "info1/t1" and r["info"][1].startswith("host1/")
+    assert r["had"] is True
+
+
+def test_typed_objects(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$o = Invoke-Command -Session $s {
+    @{ a = 1; b = 'x'; c = @{ d = 2.5 } }
+    [datetime]::new(2024, 5, 6, 7, 8, 9, 123, [DateTimeKind]::Utc)
+    [pscustomobject]@{ name = 'outer'; inner = [pscustomobject]@{ m = 5; arr = 1, 2, 3 } }
+    , [byte[]](0, 1, 127, 128, 255)
+    [guid]'0f8fad5b-d9cb-469f-a165-70867728950e'
+    [int64]::MaxValue
+}
+[pscustomobject]@{
+    count = $o.Count
+    ht = $o[0] -is [hashtable]; a = $o[0].a; b = $o[0].b; d = $o[0].c.d
+    dt = $o[1] -is [datetime]; dts = $o[1].ToUniversalTime().ToString('o')
+    outer = $o[2].name; m = $o[2].inner.m; arr = @($o[2].inner.arr)
+    isbytes = $o[3] -is [byte[]]; bytes = [Convert]::ToBase64String($o[3])
+    isguid = $o[4] -is [guid]; guid = "$($o[4])"
+    big = "$($o[5])"; bigtype = $o[5].GetType().Name
+}
+""")[0]
+    assert r["count"] == 6
+    assert r["ht"] and r["a"] == 1 and r["b"] == "x" and r["d"] == 2.5
+    assert r["dt"] and r["dts"] == "2024-05-06T07:08:09.1230000Z"
+    assert r["outer"] == "outer" and r["m"] == 5 and r["arr"] == [1, 2, 3]
+    assert r["isbytes"] and r["bytes"] == "AAF/gP8="
+    assert r["isguid"] and r["guid"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert r["big"] == "9223372036854775807" and r["bigtype"] == "Int64"
+
+
+def test_using_variables(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$greeting = 'hello'; $n = 41; $list = 'a', 'b'
+Invoke-Command -Session $s { "$using:greeting world"; $using:n + 1; ($using:list) -join '+' }
+""")
+    assert r == ["hello world", 42, "a+b"]
+
+
+def test_five_concurrent_pipelines_in_one_pool(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$pool = New-WinrmdRunspacePool -Uri $uri -Credential $cred -MaxRunspaces 5
+$sw = [Diagnostics.Stopwatch]::StartNew()
+$jobs = foreach ($i in 1..5) {
+    $ps = [powershell]::Create()
+    $ps.RunspacePool = $pool
+    [void]$ps.AddScript('param($i) Start-Sleep -Seconds 4; "$i/$PID"').AddArgument($i)
+    [pscustomobject]@{ ps = $ps; h = $ps.BeginInvoke() }
+}
+$out = foreach ($j in $jobs) { $j.ps.EndInvoke($j.h); $j.ps.Dispose() }
+$secs = $sw.Elapsed.TotalSeconds
+$pool.Close()
+[pscustomobject]@{ out = @($out | ForEach-Object { "$_" }); secs = $secs }
+""")[0]
+    ids = [o.split("/")[0] for o in r["out"]]
+    pids = {o.split("/")[1] for o in r["out"]}
+    assert ids == ["1", "2", "3", "4", "5"]
+    assert len(pids) == 1, "all five ran in one runspace process: %s" % r["out"]
+    # Five 4 s sleeps took well under 20 s: they ran at the same time.
+    assert r["secs"] < 12, r
+
+
+def test_stop_running_pipeline(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$ps = [powershell]::Create()
+$ps.Runspace = $s.Runspace
+[void]$ps.AddScript('"started"; Start-Sleep -Seconds 120; "not stopped"')
+$out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+$h = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]$null, $out)
+$deadline = [datetime]::UtcNow.AddSeconds(60)
+while ($out.Count -lt 1 -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+$sw = [Diagnostics.Stopwatch]::StartNew()
+$ps.Stop()
+$state = $ps.InvocationStateInfo.State
+[pscustomobject]@{
+    first = "$($out[0])"; count = $out.Count; state = "$state"; secs = $sw.Elapsed.TotalSeconds
+    after = Invoke-Command -Session $s { 'still alive' }
+}
+""")[0]
+    assert r["first"] == "started" and r["count"] == 1
+    assert r["state"] == "Stopped"
+    assert r["secs"] < 30
+    assert r["after"] == "still alive"
+
+
+def test_100000_objects_of_pipeline_input(pd, users):
+    t0 = time.monotonic()
+    r = pwsh(pd, users.admin, r"""
+$r = 1..100000 | Invoke-Command -Session $s { $n = 0; $sum = 0; foreach ($i in $input) { $n++; $sum += $i }; "$n $sum" }
+$r
+""")
+    assert r == ["100000 5000050000"]
+    assert time.monotonic() - t0 < 200
+
+
+def test_pssenderinfo(pd, users):
+    r = pwsh(pd, users.admin, r"""
+Invoke-Command -Session $s {
+    $null -ne $PSSenderInfo
+    "$($PSSenderInfo.ApplicationArguments.PSVersionTable.PSVersion)"
+} | ForEach-Object { "$_" }
+"$($PSVersionTable.PSVersion)"
+""")
+    assert r[0] == "True"
+    # The client's PSVersionTable travelled in INIT_RUNSPACEPOOL's ApplicationArguments.
+    assert r[1] == r[2] and r[1].startswith("7.")
+
+
+def test_start_process_no_new_window_keeps_the_shell(pd, users):
+    r = pwsh(pd, users.admin, r"""
+Invoke-Command -Session $s { Start-Process -NoNewWindow -Wait /bin/echo 'a stray line on stdout'; 'after' }
+Invoke-Command -Session $s { 'still alive' }
+""")
+    assert r == ["after", "still alive"]

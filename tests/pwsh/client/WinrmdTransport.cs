@@ -53,19 +53,21 @@ namespace Winrmd.Client
                 ConfigurationName = configurationName;
         }
 
-        public override string ComputerName { get => Uri.Host; set => throw new NotSupportedException(); }
+        // The engine assigns these while it builds pools and sessions; keep what it sets.
+        private string _computerName;
+        public override string ComputerName { get => _computerName ?? Uri.Host; set => _computerName = value; }
         public override PSCredential Credential { get => _credential; set => _credential = value; }
         public override AuthenticationMechanism AuthenticationMechanism
         {
             get => _auth;
             set
             {
-                if (value != AuthenticationMechanism.Basic)
+                if (value != AuthenticationMechanism.Basic && value != AuthenticationMechanism.Default)
                     throw new NotSupportedException("this client speaks Basic only");
-                _auth = value;
+                _auth = AuthenticationMechanism.Basic;
             }
         }
-        public override string CertificateThumbprint { get => null; set => throw new NotSupportedException(); }
+        public override string CertificateThumbprint { get; set; }
 
         public string ResourceUri => ConfigurationName.StartsWith("http", StringComparison.OrdinalIgnoreCase)
             ? ConfigurationName : "http://schemas.microsoft.com/powershell/" + ConfigurationName;
@@ -655,7 +657,15 @@ namespace Winrmd.Client
         /// <summary>An opened runspace pool with up to max runspaces, for concurrent pipelines.</summary>
         public static RunspacePool OpenPool(WinrmdConnectionInfo ci, int min, int max, System.Management.Automation.Host.PSHost host)
         {
-            RunspacePool pool = RunspaceFactory.CreateRunspacePool(min, max, ci, host);
+            // RunspaceFactory.CreateRunspacePool refuses connection types it does
+            // not know (ConnectionFactory.cs) and then calls this constructor; we
+            // call it directly, so the pool is the engine's own remote pool.
+            var ctor = typeof(RunspacePool).GetConstructor(
+                System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic, null,
+                new[] { typeof(int), typeof(int), typeof(TypeTable), typeof(System.Management.Automation.Host.PSHost),
+                        typeof(PSPrimitiveDictionary), typeof(RunspaceConnectionInfo), typeof(string) }, null)
+                ?? throw new MissingMethodException("RunspacePool(int, int, TypeTable, PSHost, PSPrimitiveDictionary, RunspaceConnectionInfo, string)");
+            var pool = (RunspacePool)ctor.Invoke(new object[] { min, max, TypeTable.LoadDefaultTypeFiles(), host, null, ci, null });
             pool.Open();
             return pool;
         }
