@@ -97,6 +97,7 @@ struct psrp {
 	struct wsman_call *create;      /* the Create waiting for the spawn */
 	char *creation_xml;
 	uint64_t max_in_object, max_in_command;  /* bytes, from the session configuration */
+	unsigned long stray_lines;      /* stdout lines that were not packets */
 };
 
 static size_t shell_buffered(const struct psrp *ps);
@@ -337,9 +338,23 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 	struct target *t;
 
 	if (oop_parse(line, len, &pk) < 0) {
-		log_warn("runspace of shell %s sent a malformed packet", ps->sh->id);
-		psrp_break(ps, "The runspace process sent a malformed packet. ");
-		return;
+		/*
+		 * Not a packet.  pwsh shares its stdout with the processes it starts
+		 * (Start-Process -NoNewWindow, [Diagnostics.Process]::Start), whose
+		 * output lands here; wsmprovhost has no console and drops it, so we
+		 * drop it too instead of ending the shell.  Output without a newline
+		 * glues itself in front of pwsh's next packet: look for that packet.
+		 */
+		const char *p = line;
+		int rc = -EINVAL;
+
+		while (rc < 0 && (p = memchr(p + 1, '<', len - (size_t)(p + 1 - line))) != NULL)
+			rc = oop_parse(p, len - (size_t)(p - line), &pk);
+		if (++ps->stray_lines <= 5)
+			log_warn("runspace of shell %s wrote %zu bytes to stdout that are not a packet (ignored)",
+			    ps->sh->id, rc < 0 ? len : (size_t)(p - line));
+		if (rc < 0)
+			return;
 	}
 	t = target_by_guid(ps, pk.guid);
 	if (!t)

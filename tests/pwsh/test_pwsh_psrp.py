@@ -249,6 +249,10 @@ Invoke-Command -Session $s {
 def test_start_process_no_new_window_keeps_the_shell(pd, users):
     r = pwsh(pd, users.admin, r"""
 Invoke-Command -Session $s { Start-Process -NoNewWindow -Wait /bin/echo 'a stray line on stdout'; 'after' }
+# No newline: the text sticks to the front of pwsh's next packet.
+Invoke-Command -Session $s { Start-Process -NoNewWindow -Wait /usr/bin/printf 'no newline'; 'glued' }
 Invoke-Command -Session $s { 'still alive' }
 """)
-    assert r == ["after", "still alive"]
+    # A child started without redirection writes to pwsh's stdout, i.e. into
+    # the bridge's packet stream; the shell must survive it.
+    assert r == ["after", "glued", "still alive"]
