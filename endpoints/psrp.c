@@ -74,6 +74,10 @@ struct target {
 	/* What the client sent, for MaxReceived{DataSizePerCommand,ObjectSize}MB */
 	uint64_t in_bytes;
 	uint64_t in_obj_id, in_obj_bytes;
+	/* Send data is a byte stream: a fragment may continue in the next Send. */
+	unsigned char in_hdr[PSRP_FRAGMENT_HEADER];
+	size_t in_hdr_len;
+	size_t in_frag_left;            /* blob bytes of the current fragment still to come */
 };
 
 struct psrp_pipe {
@@ -181,46 +185,75 @@ static void queue_simple(struct target *t, const char *what)
  * session configuration's limits, as PowerShell's own server does. Returns
  * false after answering c with a fault.
  */
+/*
+ * Count what the client sent against MaxReceivedObjectSizeMB and
+ * MaxReceivedDataSizePerCommandMB.  The data is PowerShell's fragment byte
+ * stream, not whole fragments: the client engine reads its send queue in
+ * chunks of at most one fragment size (SerializedDataStream.
+ * ReadOrRegisterCallback), so under a backlog a fragment ends in the next
+ * Send.  pwsh reassembles such a stream itself; only the headers matter here.
+ */
 static bool account_input(struct wsman_call *c, struct target *t, const char *b64)
 {
 	const struct psrp *ps = t->ps;
 	size_t n = strlen(b64);
 	unsigned char *bin = xmalloc(b64_decoded_max(n) + 1);
 	long len = b64_decode(b64, n, bin, b64_decoded_max(n) + 1);
-	struct psrp_fragment f;
 	char why[256];
 	bool ok = true;
+	size_t off = 0;
 
 	if (len < 0) {
 		free(bin);
 		wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not valid. ");
 		return false;
 	}
-	for (size_t off = 0; off < (size_t)len; off += f.total_len) {
-		if (psrp_fragment_parse(bin + off, (size_t)len - off, &f) < 0) {
-			wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not a sequence of PSRP fragments. ");
-			ok = false;
-			break;
+	while (ok && off < (size_t)len) {
+		size_t k;
+
+		if (t->in_frag_left) {
+			k = MIN(t->in_frag_left, (size_t)len - off);
+			t->in_frag_left -= k;
+		} else {
+			struct psrp_fragment f;
+			size_t blob_len;
+
+			k = MIN(sizeof t->in_hdr - t->in_hdr_len, (size_t)len - off);
+			memcpy(t->in_hdr + t->in_hdr_len, bin + off, k);
+			t->in_hdr_len += k;
+			off += k;
+			if (t->in_hdr_len < sizeof t->in_hdr)
+				break;
+			t->in_hdr_len = 0;
+			blob_len = (size_t)t->in_hdr[17] << 24 | (size_t)t->in_hdr[18] << 16 |
+			    (size_t)t->in_hdr[19] << 8 | t->in_hdr[20];
+			/* Parsed as a fragment with an empty blob: only the header is checked. */
+			t->in_hdr[17] = t->in_hdr[18] = t->in_hdr[19] = t->in_hdr[20] = 0;
+			if (psrp_fragment_parse(t->in_hdr, sizeof t->in_hdr, &f) < 0) {
+				wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not a sequence of PSRP fragments. ");
+				ok = false;
+				break;
+			}
+			if (f.start || f.object_id != t->in_obj_id) {
+				t->in_obj_id = f.object_id;
+				t->in_obj_bytes = 0;
+			}
+			t->in_frag_left = blob_len;
+			continue;
 		}
-		if (f.start || f.object_id != t->in_obj_id) {
-			t->in_obj_id = f.object_id;
-			t->in_obj_bytes = 0;
-		}
-		t->in_obj_bytes += f.blob_len;
-		t->in_bytes += f.blob_len;
+		off += k;
+		t->in_obj_bytes += k;
+		t->in_bytes += k;
 		if (t->in_obj_bytes > ps->max_in_object) {
 			snprintf(why, sizeof why, "An object of at least %llu bytes was sent; the limit is %llu bytes. ",
 			    (unsigned long long)t->in_obj_bytes, (unsigned long long)ps->max_in_object);
 			wsman_fault(c, SF_QUOTA_PSRP_OBJECT, why);
 			ok = false;
-			break;
-		}
-		if (t->cmd && t->in_bytes > ps->max_in_command) {
+		} else if (t->cmd && t->in_bytes > ps->max_in_command) {
 			snprintf(why, sizeof why, "The command was sent %llu bytes; the limit is %llu bytes. ",
 			    (unsigned long long)t->in_bytes, (unsigned long long)ps->max_in_command);
 			wsman_fault(c, SF_QUOTA_PSRP_DATA, why);
 			ok = false;
-			break;
 		}
 	}
 	free(bin);

@@ -57,6 +57,8 @@ def pwsh(d, user, body, timeout=SCRIPT_TIMEOUT, session=True):
     head = """
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+# A failure shows the .NET stack too: most bugs here are in the transport.
+trap { [Console]::Error.WriteLine($_.Exception.ToString()); [Console]::Error.WriteLine($_.ScriptStackTrace); exit 1 }
 Import-Module '%s'
 $uri = '%s'
 $cred = [pscredential]::new('%s', (ConvertTo-SecureString '%s' -AsPlainText -Force))
@@ -256,3 +258,13 @@ Invoke-Command -Session $s { 'still alive' }
     # A child started without redirection writes to pwsh's stdout, i.e. into
     # the bridge's packet stream; the shell must survive it.
     assert r == ["after", "glued", "still alive"]
+
+
+def test_large_input_objects_split_across_sends(pd, users):
+    # The engine reads its send queue in chunks of at most one fragment size,
+    # so with a backlog of 20 KB objects a fragment continues in the next Send.
+    r = pwsh(pd, users.admin, r"""
+1..300 | ForEach-Object { [string]::new([char](65 + $_ % 26), 20000) } |
+    Invoke-Command -Session $s { $n = 0; $len = 0; foreach ($i in $input) { $n++; $len += $i.Length }; "$n $len" }
+""")
+    assert r == ["300 6000000"]
