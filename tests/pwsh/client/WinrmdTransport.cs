@@ -307,8 +307,12 @@ namespace Winrmd.Client
 
         private static string G(Guid g) => g.ToString();
 
+        private static readonly bool Trace = Environment.GetEnvironmentVariable("WINRMD_CLIENT_TRACE") == "1";
+
         private void Fail(string what, Exception e)
         {
+            if (Trace)
+                Console.Error.WriteLine("winrmd-client: {0} failed{1}: {2}", what, _closing ? " while closing" : "", e);
             if (_closing)
                 return;
             HandleErrorDataReceived(what + ": " + (e is AggregateException a ? a.InnerException : e).Message);
