@@ -856,11 +856,38 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 
 /* ---- Command, Send, Signal -------------------------------------------- */
 
+/*
+ * The PSRP pipeline id of the CREATE_PIPELINE in a Command's Arguments, as
+ * pwsh writes it in PSGuid (lower case).  The message header is Destination,
+ * MessageType, RPID, PID; GUIDs are in .NET byte order (the first three
+ * fields little-endian).
+ */
+static int pipeline_id_of(const char *b64, char out[37])
+{
+	size_t n = strlen(b64);
+	unsigned char *bin = xmalloc(b64_decoded_max(n) + 1);
+	long len = b64_decode(b64, n, bin, b64_decoded_max(n) + 1);
+	struct psrp_fragment f;
+	const unsigned char *g;
+	int rc = -EINVAL;
+
+	if (len >= 0 && psrp_fragment_parse(bin, (size_t)len, &f) == 0 && f.start &&
+	    f.blob_len >= PSRP_MESSAGE_HEADER && psrp_msg_type(f.blob, f.blob_len) == PSRP_CREATE_PIPELINE) {
+		g = f.blob + 24;
+		snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		    g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6],
+		    g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+		rc = 0;
+	}
+	free(bin);
+	return rc;
+}
+
 static void psrp_command(struct wsman_call *c, struct shell *sh)
 {
 	xmlNodePtr cl = soap_child(c->req.body, NS_RSP, "CommandLine");
 	xmlNodePtr arg = cl ? soap_child(cl, NS_RSP, "Arguments") : NULL;
-	char idbuf[SOAP_MAX_ID + 1], id[37];
+	char idbuf[SOAP_MAX_ID + 1], id[37], pipe_id[37];
 	const char *cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
 	struct command *cmd;
 	struct soap_reply r;
@@ -887,7 +914,15 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	cmd->in_fd = cmd->out.fd = cmd->err.fd = -1;
 	cmd->forced_exit = -1;
 	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
-	target_init(&cmd->pipe->t, sh->psrp, id, cmd);
+	/*
+	 * pwsh finds the pipeline by the id inside CREATE_PIPELINE, not by the
+	 * WS-Man CommandId; Windows takes it from there too
+	 * (WSManPluginTransportManager.cs), so a client that sends no CommandId,
+	 * or another one, still reaches its pipeline.
+	 */
+	if (pipeline_id_of(args, pipe_id) < 0)
+		snprintf(pipe_id, sizeof pipe_id, "%s", id);
+	target_init(&cmd->pipe->t, sh->psrp, pipe_id, cmd);
 	if (!account_input(c, &cmd->pipe->t, args)) {
 		target_clear(&cmd->pipe->t);
 		free(cmd->pipe);

@@ -268,3 +268,17 @@ def test_large_input_objects_split_across_sends(pd, users):
     Invoke-Command -Session $s { $n = 0; $len = 0; foreach ($i in $input) { $n++; $len += $i.Length }; "$n $len" }
 """)
     assert r == ["300 6000000"]
+
+
+def test_command_without_command_id(pd, users):
+    # A client that leaves the CommandId to the server: pwsh must still find
+    # the pipeline, whose id travels inside CREATE_PIPELINE.
+    r = pwsh(pd, users.admin, r"""
+$ci = New-WinrmdConnectionInfo -Uri $uri -Credential $cred -NoCommandId
+$s2 = [Winrmd.Client.WinrmdSession]::Open($ci, $Host, $null)
+try {
+    Invoke-Command -Session $s2 { 'no id'; 1..3 | ForEach-Object { $_ * 2 } }
+    1..3 | Invoke-Command -Session $s2 { ($input | Measure-Object -Sum).Sum }
+} finally { Remove-PSSession $s2 }
+""", timeout=90)
+    assert r == ["no id", 2, 4, 6, 6]

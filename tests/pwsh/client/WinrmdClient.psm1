@@ -16,10 +16,13 @@ function New-WinrmdConnectionInfo {
         [Parameter(Mandatory)] [Uri] $Uri,
         [Parameter(Mandatory)] [pscredential] $Credential,
         [string] $ConfigurationName = 'Microsoft.PowerShell',
-        [int] $ReceiveTimeoutSeconds = 20
+        [int] $ReceiveTimeoutSeconds = 20,
+        # Leave the WS-Man CommandId to the server instead of the pipeline id.
+        [switch] $NoCommandId
     )
     $ci = [Winrmd.Client.WinrmdConnectionInfo]::new($Uri, $Credential, $ConfigurationName)
     $ci.ReceiveTimeoutSeconds = $ReceiveTimeoutSeconds
+    $ci.SendCommandId = -not $NoCommandId
     $ci
 }
 

@@ -39,6 +39,12 @@ namespace Winrmd.Client
         public bool SkipCertificateCheck { get; set; } = true;
         /// <summary>Seconds a Receive may park on the server before it answers "timed out".</summary>
         public int ReceiveTimeoutSeconds { get; set; } = 20;
+        /// <summary>
+        /// Send the pipeline id as the WS-Man CommandId, as Windows does.  When
+        /// false, the Command carries none and the server picks one (as some
+        /// non-PowerShell clients do); the client then uses the server's id.
+        /// </summary>
+        public bool SendCommandId { get; set; } = true;
         /// <summary>Ask the server to end a pipeline with Signal terminate when the engine closes it.</summary>
         public bool TerminateOnClose { get; set; } = true;
 
@@ -79,6 +85,7 @@ namespace Winrmd.Client
                 SkipCertificateCheck = SkipCertificateCheck,
                 ReceiveTimeoutSeconds = ReceiveTimeoutSeconds,
                 TerminateOnClose = TerminateOnClose,
+                SendCommandId = SendCommandId,
                 OpenTimeout = OpenTimeout,
                 OperationTimeout = OperationTimeout,
                 CancelTimeout = CancelTimeout,
@@ -212,7 +219,8 @@ namespace Winrmd.Client
             public bool FlushScheduled, AckOwed;
             public volatile bool Closed;
             public Task Chain = Task.CompletedTask;
-            public string CommandId => Id.ToString().ToUpperInvariant();
+            /// <summary>The WS-Man CommandId: the pipeline id, or what the server chose.</summary>
+            public string CommandId;
         }
 
         private readonly WinrmdConnectionInfo _ci;
@@ -349,7 +357,7 @@ namespace Winrmd.Client
                     break;
                 case "Command":
                     lock (_cmds)
-                        _cmds[g] = new Target { Id = g };
+                        _cmds[g] = new Target { Id = g, CommandId = g.ToString().ToUpperInvariant() };
                     // The engine then sends CREATE_PIPELINE as Data; that becomes the WS-Man Command.
                     Emit("<CommandAck PSGuid='" + G(g) + "' />");
                     break;
@@ -457,9 +465,16 @@ namespace Winrmd.Client
             {
                 if (!await _pool.Created.Task.ConfigureAwait(false))
                     throw new IOException("the shell was not created");
-                string body = "<rsp:CommandLine CommandId=\"" + t.CommandId + "\"><rsp:Command></rsp:Command>"
+                string body = "<rsp:CommandLine" + (_ci.SendCommandId ? " CommandId=\"" + t.CommandId + "\"" : "")
+                    + "><rsp:Command></rsp:Command>"
                     + "<rsp:Arguments>" + Convert.ToBase64String(payload) + "</rsp:Arguments></rsp:CommandLine>";
-                await _ws.Call(WsmanHttp.ActShell + "Command", _shellId, body, 60, null, _cts.Token).ConfigureAwait(false);
+                XDocument d = await _ws.Call(WsmanHttp.ActShell + "Command", _shellId, body, 60, null, _cts.Token).ConfigureAwait(false);
+                string id = d.Descendants(XName.Get("CommandId", WsmanHttp.NsRsp)).FirstOrDefault()?.Value?.Trim();
+                if (string.IsNullOrEmpty(id))
+                    throw new InvalidDataException("CommandResponse carries no CommandId");
+                if (_ci.SendCommandId && !string.Equals(id, t.CommandId, StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidDataException("the server answered CommandId " + id + " for " + t.CommandId);
+                t.CommandId = id;
                 t.Created.TrySetResult(true);
                 _ = Task.Run(() => ReceiveLoop(t));
             }
@@ -635,7 +650,13 @@ namespace Winrmd.Client
                 foreach (XElement s in d.Descendants(rsp + "Stream"))
                 {
                     string cid = (string)s.Attribute("CommandId");
-                    Guid g = cid == null ? Guid.Empty : Guid.Parse(cid);
+                    if (t.IsPool ? cid != null : !string.Equals(cid, t.CommandId, StringComparison.OrdinalIgnoreCase))
+                    {
+                        Fail("Receive", new InvalidDataException("a stream for CommandId " + (cid ?? "(none)")
+                            + " in the Receive for " + (t.IsPool ? "the pool" : t.CommandId)));
+                        return;
+                    }
+                    Guid g = t.Id;
                     string b64 = s.Value.Trim();
                     if (b64.Length > 0)
                         Emit("<Data Stream='Default' PSGuid='" + G(g) + "'>" + b64 + "</Data>");
