@@ -282,3 +282,19 @@ try {
 } finally { Remove-PSSession $s2 }
 """, timeout=90)
     assert r == ["no id", 2, 4, 6, 6]
+
+
+def test_runspace_that_dies_breaks_the_session_at_once(pd, users):
+    # The bridge faults the waiting Receives; the engine must report that, not hang.
+    r = pwsh(pd, users.admin, r"""
+$sw = [Diagnostics.Stopwatch]::StartNew()
+$err = $null
+$got = [System.Collections.Generic.List[object]]::new()
+try { Invoke-Command -Session $s { 'before'; [Environment]::Exit(3) } | ForEach-Object { $got.Add("$_") } }
+catch { $err = $_.Exception.Message }
+[pscustomobject]@{ got = @($got); err = "$err"; state = "$($s.State)"; secs = $sw.Elapsed.TotalSeconds }
+""", timeout=120)[0]
+    assert r["got"] == ["before"]
+    assert "runspace process ended" in r["err"], r
+    assert r["state"] == "Broken"
+    assert r["secs"] < 30
