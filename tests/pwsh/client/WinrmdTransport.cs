@@ -45,6 +45,12 @@ namespace Winrmd.Client
         /// non-PowerShell clients do); the client then uses the server's id.
         /// </summary>
         public bool SendCommandId { get; set; } = true;
+        /// <summary>
+        /// The WS-Man ShellId of the last pool this process created, for tests
+        /// that add raw requests to a shell (the engine works on a clone of the
+        /// connection info, so the id cannot live on the caller's instance).
+        /// </summary>
+        public static string LastShellId { get; internal set; }
         /// <summary>Ask the server to end a pipeline with Signal terminate when the engine closes it.</summary>
         public bool TerminateOnClose { get; set; } = true;
 
@@ -449,6 +455,7 @@ namespace Winrmd.Client
                 if (string.IsNullOrEmpty(id))
                     throw new InvalidDataException("CreateResponse carries no ShellId");
                 _shellId = id.Trim();
+                WinrmdConnectionInfo.LastShellId = _shellId;
                 _pool.Created.TrySetResult(true);
                 _ = Task.Run(() => ReceiveLoop(_pool));
             }
