@@ -169,6 +169,9 @@ static void queue_pkt(struct target *t, char *line)
 
 static void queue_data(struct target *t, bool prompt_response, const char *b64)
 {
+	/* pwsh ends on an empty <Data></Data> (OutOfProcTransportManager.cs): never send one. */
+	if (!*b64)
+		return;
 	queue_pkt(t, xasprintf("<Data Stream='%s' PSGuid='%s'>%s</Data>\n",
 	    prompt_response ? "PromptResponse" : "Default", t->guid, b64));
 }
@@ -902,9 +905,11 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	if (!command_id_choose(c, sh, cid, id))
 		return;
 	args = soap_text(arg);
-	if (psrp_b64_compact(args) < 0) {
+	if (psrp_b64_compact(args) < 0 || !*args) {
+		/* Empty would start a pipeline that never gets its CREATE_PIPELINE. */
+		const char *why = *args ? "The Arguments are not base64. " : "The Arguments are empty. ";
+		wsman_fault(c, SF_SCHEMA_VALIDATION, why);
 		free(args);
-		wsman_fault(c, SF_SCHEMA_VALIDATION, "The Arguments are not base64. ");
 		return;
 	}
 	cmd = xcalloc(1, sizeof *cmd);
@@ -1174,9 +1179,9 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 		return;
 	}
 	data = soap_text(cx);
-	if (psrp_b64_compact(data) < 0) {
+	if (psrp_b64_compact(data) < 0 || !*data) {
 		free(data);
-		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is not base64. ");
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is empty or not base64. ");
 		return;
 	}
 	/* Output the old client never collected belongs to the old client. */

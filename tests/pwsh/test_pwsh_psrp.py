@@ -298,3 +298,21 @@ catch { $err = $_.Exception.Message }
     assert "runspace process ended" in r["err"], r
     assert r["state"] == "Broken"
     assert r["secs"] < 30
+
+
+def test_command_with_empty_arguments_leaves_pwsh_alive(pd, users):
+    # pwsh ends its process on an empty <Data></Data> packet; a raw Command with
+    # an empty rsp:Arguments must be refused, not bridged, and the pool lives on.
+    r = pwsh(pd, users.admin, r"""
+$sid = [Winrmd.Client.WinrmdConnectionInfo]::LastShellId
+$body = @"
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header><a:To>$uri</a:To><w:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/powershell/Microsoft.PowerShell</w:ResourceURI><a:ReplyTo><a:Address s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><a:Action s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize><a:MessageID>uuid:$([guid]::NewGuid())</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout><w:SelectorSet><w:Selector Name="ShellId">$sid</w:Selector></w:SelectorSet></s:Header><s:Body><rsp:CommandLine CommandId="$([guid]::NewGuid().ToString().ToUpper())"><rsp:Command/><rsp:Arguments/></rsp:CommandLine></s:Body></s:Envelope>
+"@
+$resp = Invoke-WebRequest -Uri $uri -Method Post -Body $body -ContentType 'application/soap+xml;charset=UTF-8' `
+    -Credential $cred -Authentication Basic -SkipCertificateCheck -SkipHttpErrorCheck
+Start-Sleep -Seconds 2   # pwsh needs a moment to die of a bad packet
+[pscustomobject]@{ sid = "$sid"; status = [int]$resp.StatusCode; after = Invoke-Command -Session $s { 'alive' } }
+""", timeout=120)[0]
+    assert r["sid"]
+    assert r["status"] == 500
+    assert r["after"] == "alive"
