@@ -316,3 +316,19 @@ Start-Sleep -Seconds 2   # pwsh needs a moment to die of a bad packet
     assert r["sid"]
     assert r["status"] == 500
     assert r["after"] == "alive"
+
+
+def test_host_calls_reach_the_client_host(pd, users):
+    # Remote host calls travel to the client's host and its answers come back
+    # (PIPELINE_HOST_CALL / HOST_RESPONSE): the value is the client's, and the
+    # client pwsh is -NonInteractive, so Read-Host fails with the client's error.
+    r = pwsh(pd, users.admin, r"""
+$fg = "$($Host.UI.RawUI.ForegroundColor)"
+$o = Invoke-Command -Session $s {
+    "$($Host.UI.RawUI.ForegroundColor)"
+    try { Read-Host -Prompt 'question'; 'no error' } catch { $_.Exception.Message }
+}
+[pscustomobject]@{ local = $fg; remote = "$($o[0])"; read = "$($o[1])" }
+""", timeout=120)[0]
+    assert r["remote"] == r["local"]
+    assert "NonInteractive" in r["read"], r
