@@ -317,11 +317,18 @@ namespace Winrmd.Client
             }
         }
 
-        private void Emit(string packet) => HandleOutputDataReceived(packet);
+        private static readonly bool TracePackets = Environment.GetEnvironmentVariable("WINRMD_CLIENT_TRACE") == "2";
+
+        private void Emit(string packet)
+        {
+            if (TracePackets)
+                Console.Error.WriteLine("winrmd-client: <- {0}", packet.Length > 120 ? packet.Substring(0, 120) : packet);
+            HandleOutputDataReceived(packet);
+        }
 
         private static string G(Guid g) => g.ToString();
 
-        private static readonly bool Trace = Environment.GetEnvironmentVariable("WINRMD_CLIENT_TRACE") == "1";
+        private static readonly bool Trace = Environment.GetEnvironmentVariable("WINRMD_CLIENT_TRACE") is "1" or "2";
 
         private void Fail(string what, Exception e)
         {
@@ -354,6 +361,8 @@ namespace Winrmd.Client
 
         internal void OnPacket(string line)
         {
+            if (TracePackets)
+                Console.Error.WriteLine("winrmd-client: -> {0}", line.Length > 120 ? line.Substring(0, 120) : line);
             XElement x = XElement.Parse(line);
             Guid g = Guid.Parse((string)x.Attribute("PSGuid"));
             switch (x.Name.LocalName)
@@ -552,14 +561,15 @@ namespace Winrmd.Client
             {
                 try
                 {
-                    if (t != null && await t.Created.Task.ConfigureAwait(false) && !t.Closed)
+                    if (t != null && !_closing && await t.Created.Task.ConfigureAwait(false) && !t.Closed)
                         await Signal(t, "powershell/signal/crtl_c").ConfigureAwait(false);
                 }
                 catch (Exception e)
                 {
                     Fail("Signal", e);
-                    return;
                 }
+                // Acked even when it failed: the engine waits for the ack before it
+                // completes a stop (Invoke-Command's Dispose waits for that).
                 Emit("<SignalAck PSGuid='" + G(g) + "' />");
             });
         }
@@ -623,6 +633,20 @@ namespace Winrmd.Client
                     // Closing anyway; the engine only waits for the ack.
                 }
                 _pool.Closed = true;
+                // The shell is gone and the engine drops our message queues after the
+                // pool's CloseAck, so a pipeline still open (say, after a transport
+                // error during its input) would wait for its CloseAck forever and
+                // Invoke-Command with it: close them all first.
+                List<Guid> open;
+                lock (_cmds)
+                {
+                    open = _cmds.Keys.ToList();
+                    foreach (var t in _cmds.Values)
+                        t.Closed = true;
+                    _cmds.Clear();
+                }
+                foreach (Guid g in open)
+                    Emit("<CloseAck PSGuid='" + G(g) + "' />");
                 Emit("<CloseAck PSGuid='" + G(Guid.Empty) + "' />");
             });
         }
