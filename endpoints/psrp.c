@@ -74,6 +74,10 @@ struct target {
 	/* What the client sent, for MaxReceived{DataSizePerCommand,ObjectSize}MB */
 	uint64_t in_bytes;
 	uint64_t in_obj_id, in_obj_bytes;
+	/* Send data is a byte stream: a fragment may continue in the next Send. */
+	unsigned char in_hdr[PSRP_FRAGMENT_HEADER];
+	size_t in_hdr_len;
+	size_t in_frag_left;            /* blob bytes of the current fragment still to come */
 };
 
 struct psrp_pipe {
@@ -97,6 +101,7 @@ struct psrp {
 	struct wsman_call *create;      /* the Create waiting for the spawn */
 	char *creation_xml;
 	uint64_t max_in_object, max_in_command;  /* bytes, from the session configuration */
+	unsigned long stray_lines;      /* stdout lines that were not packets */
 };
 
 static size_t shell_buffered(const struct psrp *ps);
@@ -164,6 +169,9 @@ static void queue_pkt(struct target *t, char *line)
 
 static void queue_data(struct target *t, bool prompt_response, const char *b64)
 {
+	/* pwsh ends on an empty <Data></Data> (OutOfProcTransportManager.cs): never send one. */
+	if (!*b64)
+		return;
 	queue_pkt(t, xasprintf("<Data Stream='%s' PSGuid='%s'>%s</Data>\n",
 	    prompt_response ? "PromptResponse" : "Default", t->guid, b64));
 }
@@ -180,46 +188,75 @@ static void queue_simple(struct target *t, const char *what)
  * session configuration's limits, as PowerShell's own server does. Returns
  * false after answering c with a fault.
  */
+/*
+ * Count what the client sent against MaxReceivedObjectSizeMB and
+ * MaxReceivedDataSizePerCommandMB.  The data is PowerShell's fragment byte
+ * stream, not whole fragments: the client engine reads its send queue in
+ * chunks of at most one fragment size (SerializedDataStream.
+ * ReadOrRegisterCallback), so under a backlog a fragment ends in the next
+ * Send.  pwsh reassembles such a stream itself; only the headers matter here.
+ */
 static bool account_input(struct wsman_call *c, struct target *t, const char *b64)
 {
 	const struct psrp *ps = t->ps;
 	size_t n = strlen(b64);
 	unsigned char *bin = xmalloc(b64_decoded_max(n) + 1);
 	long len = b64_decode(b64, n, bin, b64_decoded_max(n) + 1);
-	struct psrp_fragment f;
 	char why[256];
 	bool ok = true;
+	size_t off = 0;
 
 	if (len < 0) {
 		free(bin);
 		wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not valid. ");
 		return false;
 	}
-	for (size_t off = 0; off < (size_t)len; off += f.total_len) {
-		if (psrp_fragment_parse(bin + off, (size_t)len - off, &f) < 0) {
-			wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not a sequence of PSRP fragments. ");
-			ok = false;
-			break;
+	while (ok && off < (size_t)len) {
+		size_t k;
+
+		if (t->in_frag_left) {
+			k = MIN(t->in_frag_left, (size_t)len - off);
+			t->in_frag_left -= k;
+		} else {
+			struct psrp_fragment f;
+			size_t blob_len;
+
+			k = MIN(sizeof t->in_hdr - t->in_hdr_len, (size_t)len - off);
+			memcpy(t->in_hdr + t->in_hdr_len, bin + off, k);
+			t->in_hdr_len += k;
+			off += k;
+			if (t->in_hdr_len < sizeof t->in_hdr)
+				break;
+			t->in_hdr_len = 0;
+			blob_len = (size_t)t->in_hdr[17] << 24 | (size_t)t->in_hdr[18] << 16 |
+			    (size_t)t->in_hdr[19] << 8 | t->in_hdr[20];
+			/* Parsed as a fragment with an empty blob: only the header is checked. */
+			t->in_hdr[17] = t->in_hdr[18] = t->in_hdr[19] = t->in_hdr[20] = 0;
+			if (psrp_fragment_parse(t->in_hdr, sizeof t->in_hdr, &f) < 0) {
+				wsman_fault(c, SF_SCHEMA_VALIDATION, "The stream data is not a sequence of PSRP fragments. ");
+				ok = false;
+				break;
+			}
+			if (f.start || f.object_id != t->in_obj_id) {
+				t->in_obj_id = f.object_id;
+				t->in_obj_bytes = 0;
+			}
+			t->in_frag_left = blob_len;
+			continue;
 		}
-		if (f.start || f.object_id != t->in_obj_id) {
-			t->in_obj_id = f.object_id;
-			t->in_obj_bytes = 0;
-		}
-		t->in_obj_bytes += f.blob_len;
-		t->in_bytes += f.blob_len;
+		off += k;
+		t->in_obj_bytes += k;
+		t->in_bytes += k;
 		if (t->in_obj_bytes > ps->max_in_object) {
 			snprintf(why, sizeof why, "An object of at least %llu bytes was sent; the limit is %llu bytes. ",
 			    (unsigned long long)t->in_obj_bytes, (unsigned long long)ps->max_in_object);
 			wsman_fault(c, SF_QUOTA_PSRP_OBJECT, why);
 			ok = false;
-			break;
-		}
-		if (t->cmd && t->in_bytes > ps->max_in_command) {
+		} else if (t->cmd && t->in_bytes > ps->max_in_command) {
 			snprintf(why, sizeof why, "The command was sent %llu bytes; the limit is %llu bytes. ",
 			    (unsigned long long)t->in_bytes, (unsigned long long)ps->max_in_command);
 			wsman_fault(c, SF_QUOTA_PSRP_DATA, why);
 			ok = false;
-			break;
 		}
 	}
 	free(bin);
@@ -337,9 +374,23 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 	struct target *t;
 
 	if (oop_parse(line, len, &pk) < 0) {
-		log_warn("runspace of shell %s sent a malformed packet", ps->sh->id);
-		psrp_break(ps, "The runspace process sent a malformed packet. ");
-		return;
+		/*
+		 * Not a packet.  pwsh shares its stdout with the processes it starts
+		 * (Start-Process -NoNewWindow, [Diagnostics.Process]::Start), whose
+		 * output lands here; wsmprovhost has no console and drops it, so we
+		 * drop it too instead of ending the shell.  Output without a newline
+		 * glues itself in front of pwsh's next packet: look for that packet.
+		 */
+		const char *p = line;
+		int rc = -EINVAL;
+
+		while (rc < 0 && (p = memchr(p + 1, '<', len - (size_t)(p + 1 - line))) != NULL)
+			rc = oop_parse(p, len - (size_t)(p - line), &pk);
+		if (++ps->stray_lines <= 5)
+			log_warn("runspace of shell %s wrote %zu bytes to stdout that are not a packet (ignored)",
+			    ps->sh->id, rc < 0 ? len : (size_t)(p - line));
+		if (rc < 0)
+			return;
 	}
 	t = target_by_guid(ps, pk.guid);
 	if (!t)
@@ -821,11 +872,38 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 
 /* ---- Command, Send, Signal -------------------------------------------- */
 
+/*
+ * The PSRP pipeline id of the CREATE_PIPELINE in a Command's Arguments, as
+ * pwsh writes it in PSGuid (lower case).  The message header is Destination,
+ * MessageType, RPID, PID; GUIDs are in .NET byte order (the first three
+ * fields little-endian).
+ */
+static int pipeline_id_of(const char *b64, char out[37])
+{
+	size_t n = strlen(b64);
+	unsigned char *bin = xmalloc(b64_decoded_max(n) + 1);
+	long len = b64_decode(b64, n, bin, b64_decoded_max(n) + 1);
+	struct psrp_fragment f;
+	const unsigned char *g;
+	int rc = -EINVAL;
+
+	if (len >= 0 && psrp_fragment_parse(bin, (size_t)len, &f) == 0 && f.start &&
+	    f.blob_len >= PSRP_MESSAGE_HEADER && psrp_msg_type(f.blob, f.blob_len) == PSRP_CREATE_PIPELINE) {
+		g = f.blob + 24;
+		snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		    g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6],
+		    g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+		rc = 0;
+	}
+	free(bin);
+	return rc;
+}
+
 static void psrp_command(struct wsman_call *c, struct shell *sh)
 {
 	xmlNodePtr cl = soap_child(c->req.body, NS_RSP, "CommandLine");
 	xmlNodePtr arg = cl ? soap_child(cl, NS_RSP, "Arguments") : NULL;
-	char idbuf[SOAP_MAX_ID + 1], id[37];
+	char idbuf[SOAP_MAX_ID + 1], id[37], pipe_id[37];
 	const char *cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
 	struct command *cmd;
 	struct soap_reply r;
@@ -840,9 +918,11 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	if (!command_id_choose(c, sh, cid, id))
 		return;
 	args = soap_text(arg);
-	if (psrp_b64_compact(args) < 0) {
+	if (psrp_b64_compact(args) < 0 || !*args) {
+		/* Empty would start a pipeline that never gets its CREATE_PIPELINE. */
+		const char *why = *args ? "The Arguments are not base64. " : "The Arguments are empty. ";
+		wsman_fault(c, SF_SCHEMA_VALIDATION, why);
 		free(args);
-		wsman_fault(c, SF_SCHEMA_VALIDATION, "The Arguments are not base64. ");
 		return;
 	}
 	cmd = xcalloc(1, sizeof *cmd);
@@ -852,7 +932,15 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	cmd->in_fd = cmd->out.fd = cmd->err.fd = -1;
 	cmd->forced_exit = -1;
 	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
-	target_init(&cmd->pipe->t, sh->psrp, id, cmd);
+	/*
+	 * pwsh finds the pipeline by the id inside CREATE_PIPELINE, not by the
+	 * WS-Man CommandId; Windows takes it from there too
+	 * (WSManPluginTransportManager.cs), so a client that sends no CommandId,
+	 * or another one, still reaches its pipeline.
+	 */
+	if (pipeline_id_of(args, pipe_id) < 0)
+		snprintf(pipe_id, sizeof pipe_id, "%s", id);
+	target_init(&cmd->pipe->t, sh->psrp, pipe_id, cmd);
 	if (!account_input(c, &cmd->pipe->t, args)) {
 		target_clear(&cmd->pipe->t);
 		free(cmd->pipe);
@@ -1104,9 +1192,9 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 		return;
 	}
 	data = soap_text(cx);
-	if (psrp_b64_compact(data) < 0) {
+	if (psrp_b64_compact(data) < 0 || !*data) {
 		free(data);
-		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is not base64. ");
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is empty or not base64. ");
 		return;
 	}
 	/* Output the old client never collected belongs to the old client. */
