@@ -25,6 +25,8 @@ core)
 pypi)
 	exec "${VENV:-$repo/build/venv}/bin/pytest" "$@" -m pypi tests/runspace tests/pypi tests/integration tests/hostile ;;
 pwsh)
+	# PowerShell's own client engine over our WS-Man transport (tests/pwsh/client).
+	sh tests/pwsh/build.sh
 	exec /usr/bin/python3 -m pytest "$@" tests/pwsh ;;
 *)
 	echo "run.sh: unknown suite $suite (core, pypi, pwsh)" >&2
