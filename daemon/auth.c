@@ -30,6 +30,44 @@
 
 static unsigned pending_auth;   /* IPC_AUTH_PASSWORD calls not yet answered */
 
+/*
+ * Each password check in flight, by client address.  One address may hold
+ * HTTP_AUTH_PER_ADDR_MAX of the HTTP_UNAUTH_PENDING_MAX checks: a host that
+ * sends wrong passwords (each held two seconds by the monitor's failure
+ * delay) then waits behind itself, and another host's login goes first.
+ */
+static struct {
+	uint32_t call;
+	char addr[sizeof ((struct http_conn *)0)->remote];
+} in_flight[HTTP_UNAUTH_PENDING_MAX];
+
+static unsigned addr_in_flight(const char *addr)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(in_flight); i++)
+		if (in_flight[i].call && !strcmp(in_flight[i].addr, addr))
+			n++;
+	return n;
+}
+
+static void flight_add(uint32_t call, const char *addr)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(in_flight); i++)
+		if (!in_flight[i].call) {
+			in_flight[i].call = call;
+			snprintf(in_flight[i].addr, sizeof in_flight[i].addr, "%s", addr);
+			return;
+		}
+}
+
+static void flight_remove(uint32_t call)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(in_flight); i++)
+		if (in_flight[i].call == call)
+			in_flight[i].call = 0;
+}
+
 bool auth_negotiate_available(void)
 {
 	return NET.conf.auth.negotiate;     /* NTLM, raw or in SPNEGO */
@@ -264,22 +302,38 @@ static void basic_send(struct basic_ctx *bc)
 		reject(r, "malformed-authorization");
 		return;
 	}
+	flight_add(r->call, r->conn->remote);
 	pending_auth++;
 }
 
-/* A password check came back, or its request went away and the answer was dropped. */
-void auth_password_settled(void)
+/* The first waiter, in arrival order, whose address is below its share. */
+static struct basic_ctx *next_eligible(void)
 {
-	pending_auth--;
-	/* A loop: a waiter whose header turns out malformed is answered without a check. */
-	while (waiting && pending_auth < HTTP_UNAUTH_PENDING_MAX) {
-		struct basic_ctx *bc = waiting;
+	for (struct basic_ctx *bc = waiting; bc; bc = bc->next)
+		if (addr_in_flight(bc->r->conn->remote) < HTTP_AUTH_PER_ADDR_MAX)
+			return bc;
+	return NULL;
+}
 
+static void dispatch_waiting(void)
+{
+	struct basic_ctx *bc;
+
+	/* A loop: a waiter whose header turns out malformed is answered without a check. */
+	while (pending_auth < HTTP_UNAUTH_PENDING_MAX && (bc = next_eligible())) {
 		waiting_remove(bc);
 		bc->r->cancel = NULL;
 		bc->r->cancel_data = NULL;
 		basic_send(bc);
 	}
+}
+
+/* A password check came back, or its request went away and the answer was dropped. */
+void auth_password_settled(uint32_t call)
+{
+	flight_remove(call);
+	pending_auth--;
+	dispatch_waiting();
 }
 
 static void auth_basic(struct http_req *r, const char *hdr)
@@ -302,7 +356,8 @@ static void auth_basic(struct http_req *r, const char *hdr)
 		wsman_handle(r);
 		return;
 	}
-	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting) {
+	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting &&
+	    addr_in_flight(r->conn->remote) < HTTP_AUTH_PER_ADDR_MAX) {
 		basic_send(bc);
 		return;
 	}
@@ -317,6 +372,8 @@ static void auth_basic(struct http_req *r, const char *hdr)
 	n_waiting++;
 	r->cancel = basic_unqueue;
 	r->cancel_data = bc;
+	/* It may be eligible now, ahead of waiters from a busier address. */
+	dispatch_waiting();
 }
 
 #define CERT_AUTH "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"

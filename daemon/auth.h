@@ -10,7 +10,7 @@
 /* Authenticate r (may suspend); calls wsman_handle(r) once a principal is known. */
 void auth_request(struct http_req *r);
 /* net.c: a password check's answer arrived (or was dropped); the next waiting one goes. */
-void auth_password_settled(void);
+void auth_password_settled(uint32_t call);
 /* The connection went away: release its login at the monitor. */
 void auth_conn_closed(struct http_conn *c);
 /* Add WWW-Authenticate headers for every scheme the listener can accept. */

@@ -109,7 +109,7 @@ static void dispatch_reply(struct ipc_msg *m)
 				m->fds[i] = -1;
 			}
 		if (c->type == IPC_AUTH_PASSWORD)
-			auth_password_settled();
+			auth_password_settled(c->id);
 		free(c);
 		return;
 	}
