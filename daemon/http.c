@@ -414,6 +414,27 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
 	*req_cls = NULL;
 }
 
+/*
+ * libmicrohttpd's timeout is for idleness: a client that trickles a header
+ * byte now and then, or never finishes logging in, would keep its connection
+ * for ever.  Before login a connection gets HTTP_LOGIN_DEADLINE_S in all;
+ * shutting the socket down makes libmicrohttpd close it as on any read error.
+ */
+static int on_login_deadline(sd_event_source *s, uint64_t usec, void *data)
+{
+	struct http_conn *c = data;
+	(void)usec;
+
+	if (!c->login_id && c->fd >= 0) {
+		log_info("connection from %s: no login within %d s, closed", c->remote,
+		    HTTP_LOGIN_DEADLINE_S);
+		shutdown(c->fd, SHUT_RDWR);
+		kick_mhd();
+	}
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	return 0;
+}
+
 static void connection_notify(void *cls, struct MHD_Connection *mc, void **socket_ctx,
     enum MHD_ConnectionNotificationCode code)
 {
@@ -436,10 +457,18 @@ static void connection_notify(void *cls, struct MHD_Connection *mc, void **socke
 		}
 		if (!c->remote[0])
 			snprintf(c->remote, sizeof c->remote, "unknown");
+		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		if (sd_event_add_time_relative(NET.ev, &c->login_deadline, CLOCK_MONOTONIC,
+		    HTTP_LOGIN_DEADLINE_S * 1000000ULL, 0, on_login_deadline, c) < 0)
+			log_warn("connection from %s: no login deadline", c->remote);
+		else
+			sd_event_source_set_description(c->login_deadline, "login-deadline");
 		*socket_ctx = c;
 	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
 		/* A listener at MaxConnections resumes accepting only when libmicrohttpd runs again. */
 		kick_mhd();
+		c->login_deadline = sd_event_source_disable_unref(c->login_deadline);
 		auth_conn_closed(c);
 		free(c->user);
 		wipe(c->basic_hash, sizeof c->basic_hash);

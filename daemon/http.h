@@ -30,6 +30,8 @@ struct http_conn {
 	bool cert_login;                /* logged in by its TLS client certificate */
 	unsigned nreq;
 	struct auth_neg *neg;           /* Negotiate/NTLM state bound to this connection */
+	int fd;
+	struct sd_event_source *login_deadline;
 };
 
 struct http_req;

@@ -12,6 +12,7 @@
 #define HTTP_CONN_MEMORY_LIMIT      (32 * 1024)   /* headers + read buffer per connection; cleared per request */
 #define HTTP_PER_IP_CONN_LIMIT      64            /* default of MaxConnectionsPerIP */
 #define HTTP_CONN_TIMEOUT_S         120           /* > the longest OperationTimeout + slack */
+#define HTTP_LOGIN_DEADLINE_S       30            /* a connection not logged in by then is closed */
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
 #define HTTP_AUTH_QUEUE_MAX         1024          /* more wait in the worker; past this, 503 */
 #define HTTP_AUTH_PER_ADDR_MAX      8             /* of those in flight, from one client address */

@@ -593,3 +593,52 @@ def test_wrong_passwords_from_some_hosts_do_not_starve_another(target):
     # 0.09 s with it.
     assert sorted(took)[2] < 0.8, "the other host's login took %s s" % ["%.2f" % x for x in took]
     survived(t)
+
+
+LOGIN_DEADLINE_S = 30       # daemon/wlimits.h: HTTP_LOGIN_DEADLINE_S
+
+
+def test_connection_without_login_closed_after_deadline(target):
+    """A client trickling its header a byte a second, and one that sent an
+    Identify and stays, are closed HTTP_LOGIN_DEADLINE_S after they came;
+    a connection that logged in is kept past it."""
+    import http.client
+    import ssl
+    t = target()
+    ctx = ssl._create_unverified_context()
+    slow = socket.create_connection(("127.0.0.1", t.d.http_port), timeout=5)
+    idle = http.client.HTTPSConnection("127.0.0.1", t.d.https_port, context=ctx, timeout=10)
+    idle.request("POST", "/wsman", body=IDENTIFY_BODY.encode(),
+                 headers={"Content-Type": SOAP_CONTENT_TYPE, "WSMANIDENTIFY": "unauthenticated"})
+    assert idle.getresponse().read()
+    logged = http.client.HTTPSConnection("127.0.0.1", t.d.https_port, context=ctx, timeout=10)
+    xml, _ = config_get_envelope()
+    hdrs = {"Content-Type": SOAP_CONTENT_TYPE, "Authorization": basic_header(t.admin.name, t.admin.password)}
+    logged.request("POST", "/wsman", body=xml.encode(), headers=hdrs)
+    r = logged.getresponse()
+    assert r.status == 200 and r.read()
+    line = b"POST /wsman HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
+    closed_at = None
+    t0 = time.monotonic()
+    for i in range(len(line)):
+        try:
+            slow.sendall(line[i:i + 1])
+        except OSError:
+            closed_at = time.monotonic() - t0
+            break
+        time.sleep(1)
+        if time.monotonic() - t0 > LOGIN_DEADLINE_S + 15:
+            break
+    slow.close()
+    assert closed_at is not None and closed_at >= LOGIN_DEADLINE_S - 1, closed_at
+    # The Identify-only connection is gone too; the logged-in one still serves.
+    with pytest.raises((http.client.HTTPException, OSError)):
+        idle.request("POST", "/wsman", body=IDENTIFY_BODY.encode(),
+                     headers={"Content-Type": SOAP_CONTENT_TYPE, "WSMANIDENTIFY": "unauthenticated"})
+        idle.getresponse().read()
+    logged.request("POST", "/wsman", body=xml.encode(), headers=hdrs)   # Basic: per request
+    r = logged.getresponse()
+    assert r.status == 200, r.status
+    r.read()
+    assert t.d.wait_log("no login within %d s, closed" % LOGIN_DEADLINE_S)
+    survived(t)
