@@ -501,8 +501,10 @@ def test_tls_key_not_owned_by_root_refused(target, tls_cert, tmp_path, other_use
     assert str(bad) in text
     conf = tmp_path / "w.conf"
     text = (text.replace("Port = %d" % t.d.http_port, "Port = %d" % free_port())
-                .replace("Port = %d" % t.d.https_port, "Port = %d" % free_port())
-                .replace("[Service]\n", "[Service]\nControlSocket = %s\n" % (tmp_path / "control"), 1))
+                .replace("Port = %d" % t.d.https_port, "Port = %d" % free_port()))
+    # Its own control socket: the first daemon's answers on the one in the text.
+    text = re.sub(r"(?m)^ControlSocket = .*$", "ControlSocket = %s" % (tmp_path / "control"), text)
+    assert "ControlSocket = %s" % (tmp_path / "control") in text
     conf.write_text(text)
     p = subprocess.Popen([WINRMD, "-d", "-f", str(conf)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -512,6 +514,8 @@ def test_tls_key_not_owned_by_root_refused(target, tls_cert, tmp_path, other_use
         while time.monotonic() < deadline and b"not root" not in out and p.poll() is None:
             out += p.stdout.read() or b""
             time.sleep(0.2)
+        time.sleep(0.2)
+        out += p.stdout.read() or b""      # what it said before it exited
     finally:
         p.terminate()
         try:
