@@ -707,11 +707,7 @@ static void on_spawn(void *data, struct ipc_msg *m)
 		return;
 	}
 	c->hr->call = 0;
-	result = ipc_i32(m);
-	pid = ipc_u32(m);
-	if (result == 0)
-		for (int i = 0; i < 3; i++)
-			fds[i] = ipc_fd(m, (size_t)i);
+	shell_read_spawn_reply(m, &result, &pid, fds);
 	if (!ipc_end(m)) {
 		for (int i = 0; i < 3; i++)
 			close_safe(&fds[i]);

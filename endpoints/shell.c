@@ -1027,6 +1027,15 @@ static void command_reply(struct wsman_call *c, const struct command *cmd)
 	wsman_reply(c, &r);
 }
 
+/* A spawn reply: the result, the pid and, on success, the three pipe ends. */
+void shell_read_spawn_reply(struct ipc_msg *m, int32_t *result, uint32_t *pid, int fds[3])
+{
+	*result = ipc_i32(m);
+	*pid = ipc_u32(m);
+	for (int i = 0; i < 3; i++)
+		fds[i] = *result == 0 ? ipc_fd(m, (size_t)i) : -1;
+}
+
 /* The command was freed while the monitor spawned it. */
 static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
 {
@@ -1041,11 +1050,7 @@ static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
 		return;
 	}
 	c->hr->call = 0;
-	result = ipc_i32(m);
-	pid = ipc_u32(m);
-	if (result == 0)
-		for (int i = 0; i < 3; i++)
-			fds[i] = ipc_fd(m, (size_t)i);
+	shell_read_spawn_reply(m, &result, &pid, fds);
 	for (int i = 0; i < 3; i++)
 		close_safe(&fds[i]);
 	if (!ipc_end(m)) {
