@@ -197,3 +197,18 @@ def kill_user_procs(user, argv):
             os.kill(pid, 9)
         except OSError:
             pass
+
+
+def post_from(source, d, xml, auth, timeout=60):
+    """POST to the daemon's HTTPS listener from a given loopback source address
+    (127.0.0.0/8 is all ours): one client host among several."""
+    ctx = ssl._create_unverified_context()
+    c = http.client.HTTPSConnection("127.0.0.1", d.https_port, context=ctx, timeout=timeout,
+                                    source_address=(source, 0))
+    try:
+        c.request("POST", "/wsman", body=xml.encode(),
+                  headers={"Content-Type": SOAP_CONTENT_TYPE, "Authorization": auth})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()

@@ -27,7 +27,7 @@ import requests
 
 from hostile_util import (ACT_COMMAND, ACT_DELETE, ACT_SIGNAL, ERROR_SCHEMA_VALIDATION,
                           ERROR_SHELL_NOT_FOUND, SIGNAL_TERMINATE, RawShell, assert_serving,
-                          kill_user_procs, pgrep)
+                          kill_user_procs, pgrep, post_from)
 from daemon_util import free_port
 from wire_util import RawConn
 from wsman_util import (ACTION_GET, IDENTIFY_BODY, describe, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, WINRMD, assert_fault,
@@ -541,23 +541,6 @@ def test_ntlm_login_with_monitor_issued_challenge(ntlm_target):
 
 
 # --------------------------------------------------------------------------- admission: fair logins
-
-def post_from(source, d, xml, auth, timeout=60):
-    """POST to the daemon's HTTPS listener from a given loopback source address
-    (127.0.0.0/8 is all ours): one client host among several."""
-    import http.client
-    import ssl
-    ctx = ssl._create_unverified_context()
-    c = http.client.HTTPSConnection("127.0.0.1", d.https_port, context=ctx, timeout=timeout,
-                                    source_address=(source, 0))
-    try:
-        c.request("POST", "/wsman", body=xml.encode(),
-                  headers={"Content-Type": SOAP_CONTENT_TYPE, "Authorization": auth})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
 
 def test_wrong_passwords_from_some_hosts_do_not_starve_another(target):
     """Two hosts keep 96 wrong-password logins going (more than the 64 checks
