@@ -32,6 +32,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -59,6 +60,52 @@ COMMANDS = ["true", "echo x", "cat", "sleep 0.2", "exit 3", "sleep 0.$RANDOM; ki
 
 HTTP_TIMEOUT = 60.0
 KNOWN = ("get-unknown-shell", "race-pending-spawn")
+
+
+# ---------------------------------------------------------------- PSRP creationXml
+SESSION_CAPABILITY = (
+    '<Obj RefId="0"><MS><Version N="protocolversion">2.3</Version><Version N="PSVersion">2.0</Version>'
+    '<Version N="SerializationVersion">1.1.0.1</Version></MS></Obj>')
+INIT_RUNSPACEPOOL = (
+    '<Obj RefId="0"><MS><I32 N="MinRunspaces">1</I32><I32 N="MaxRunspaces">1</I32>'
+    '<Obj N="PSThreadOptions" RefId="1"><TN RefId="0"><T>System.Management.Automation.Runspaces.PSThreadOptions</T>'
+    '<T>System.Enum</T><T>System.ValueType</T><T>System.Object</T></TN><ToString>Default</ToString><I32>0</I32></Obj>'
+    '<Obj N="ApartmentState" RefId="2"><TN RefId="1"><T>System.Threading.ApartmentState</T><T>System.Enum</T>'
+    '<T>System.ValueType</T><T>System.Object</T></TN><ToString>Unknown</ToString><I32>2</I32></Obj>'
+    '<Obj N="HostInfo" RefId="3"><MS><B N="_isHostNull">true</B><B N="_isHostUINull">true</B>'
+    '<B N="_isHostRawUINull">true</B><B N="_useRunspaceHost">true</B></MS></Obj>'
+    '<Nil N="ApplicationArguments" /></MS></Obj>')
+
+
+def psrp_message(mtype, rpid, xml):
+    return (struct.pack("<II", 2, mtype) + rpid.bytes_le + uuid.UUID(int=0).bytes_le
+            + xml.encode("utf-8"))
+
+
+def psrp_fragment(obj_id, msg, frag_id=0, flags=3):
+    return struct.pack(">QQBI", obj_id, frag_id, flags, len(msg)) + msg
+
+
+def creation_xml(rng):
+    """base64 of SESSION_CAPABILITY + INIT_RUNSPACEPOOL fragments, sometimes damaged."""
+    rpid = uuid.UUID(int=rng.getrandbits(128))
+    blob = (psrp_fragment(1, psrp_message(0x00010002, rpid, SESSION_CAPABILITY))
+            + psrp_fragment(2, psrp_message(0x00010004, rpid, INIT_RUNSPACEPOOL)))
+    r = rng.random()
+    if r < 0.55:
+        pass
+    elif r < 0.75:          # bytes flipped inside the XML
+        b = bytearray(blob)
+        for _ in range(rng.randint(1, 6)):
+            b[rng.randrange(60, len(b))] = rng.randrange(256)
+        blob = bytes(b)
+    elif r < 0.85:          # cut short, or only the first message
+        blob = blob[:rng.randrange(1, len(blob))]
+    elif r < 0.92:          # random bytes
+        blob = rng.randbytes(rng.randint(1, 300))
+    else:
+        return rng.choice(["!!notbase64!!", ""])
+    return base64.b64encode(blob).decode()
 
 
 def avoid_set():
@@ -178,11 +225,11 @@ class Run:
         other = [s for n, l in self.shells.items() if n != user.name for s in l]
         if for_get and "get-unknown-shell" in self.avoid:
             return self.rng.choice(own).sid if own else None
-        if r < 0.72 and own:
+        if r < 0.8 and own:
             return self.rng.choice(own).sid
-        if r < 0.82 and other:
+        if r < 0.87 and other:
             return self.rng.choice(other).sid
-        if r < 0.9 and self.gone:
+        if r < 0.92 and self.gone:
             return self.rng.choice(self.gone)
         if r < 0.95:
             return str(uuid.UUID(int=self.rng.getrandbits(128))).upper()
@@ -198,7 +245,7 @@ class Run:
     def pick_cmd(self, sid):
         s = self.shell_obj(sid)
         r = self.rng.random()
-        if s and s.cmds and r < 0.8:
+        if s and s.cmds and r < 0.85:
             return self.rng.choice(s.cmds)
         if r < 0.9:
             return str(uuid.UUID(int=self.rng.getrandbits(128))).upper()
@@ -215,7 +262,13 @@ class Run:
             ["create", "command", "send", "receive", "signal", "delete", "get", "enumerate",
              "disconnect", "reconnect", "connect", "ps_create", "ps_receive", "ps_signal",
              "ps_delete", "ps_command", "ps_send"],
-            weights=[10, 14, 8, 14, 8, 6, 4, 3, 3, 2, 2, 2, 3, 2, 2, 2, 2])[0]
+            weights=[10, 14, 8, 14, 8, 6, 4, 3, 3, 2, 2, 3, 4, 2, 2, 2, 2])[0]
+        own = self.shells[user.name]
+        if not own and rng.random() < 0.5:
+            op = "create"
+        elif op.startswith("ps_") and op != "ps_create" and not any(s.kind == "ps" for s in own) \
+                and rng.random() < 0.5:
+            op = "ps_create"
         info = {"op": op}
         res = RESOURCE_CMD_SHELL
         sel = None
@@ -231,11 +284,9 @@ class Run:
                 opts["WINRS_CODEPAGE"] = rng.choice(["65001", "abc", ""])
         elif op == "ps_create":
             action = A_CREATE
-            opts = {"protocolversion": rng.choice(["2.3", "2.3", "1.0", ""])}
+            opts = {"protocolversion": rng.choice(["2.3"] * 8 + ["1.0", ""])}
             timeout = "PT10S"
-            cx = rng.choice([base64.b64encode(rng.randbytes(rng.randint(1, 300))).decode(),
-                             base64.b64encode(b"\0\0\0\0\0\0\0\1" + rng.randbytes(60)).decode(),
-                             "!!notbase64!!", ""])
+            cx = creation_xml(rng)
             attr = ' ShellId="%s"' % self.rguid() if rng.random() < 0.3 else ""
             body = ('<rsp:Shell xmlns:rsp="%s"%s><rsp:InputStreams>stdin pr</rsp:InputStreams>'
                     '<rsp:OutputStreams>stdout</rsp:OutputStreams>'
@@ -247,14 +298,15 @@ class Run:
         elif op == "get":
             action = A_GET
             res = rng.choice([RES_SHELL, RES_SHELL, RESOURCE_CMD_SHELL, RES_PSH])
-            if rng.random() < 0.7 or (res == RES_SHELL and "get-unknown-shell" not in self.avoid):
-                sid = self.pick_shell(user, for_get=(res == RES_SHELL))
+            avoiding = res == RES_SHELL and "get-unknown-shell" in self.avoid
+            if rng.random() < 0.7 or avoiding:
+                sid = self.pick_shell(user, for_get=avoiding)
                 if sid is not None:
                     sel = {"ShellId": sid}
-                elif res == RES_SHELL:
-                    info["skip"] = True
+            if avoiding and sel is None:
+                info["skip"] = True
         else:
-            kind = "ps" if res == RES_PSH else None
+            kind = "ps" if res == RES_PSH else ("cmd" if rng.random() < 0.9 else None)
             sid = self.pick_shell(user, kind=kind)
             sel = {"ShellId": sid} if sid is not None else None
             info["sid"] = sid
@@ -277,7 +329,7 @@ class Run:
                 data = base64.b64encode(rng.choice([b"hello\n", b"", rng.randbytes(50)])).decode()
                 end = rng.choice(["true", "false", "false"])
                 body = ('<rsp:Send><rsp:Stream Name="%s" CommandId="%s" End="%s">%s</rsp:Stream></rsp:Send>'
-                        % (rng.choice(["stdin", "stdin", "pr", "bogus"]), self.pick_cmd(sid), end, data))
+                        % (rng.choice(["stdin"] * 6 + ["pr", "bogus"]), self.pick_cmd(sid), end, data))
             elif op in ("receive", "ps_receive"):
                 action = A_RECEIVE
                 timeout = rng.choice(["PT0.5S", "PT0.5S", "PT1S", "PT0.1S"])
@@ -339,6 +391,8 @@ class Run:
         op = rec["op"]
         self.outcomes.add((op, status, code))
         rec["result"] = "%s/%s" % (status, code)
+        if "logi" in rec:
+            self.oplog[rec["logi"]] += "  -> %s %s" % (status, code)
         if root is None or status != 200:
             return
         user = rec["user"]
@@ -405,7 +459,7 @@ class Run:
                         # a Receive left unread for a while: sometimes wait, then read it
                         rec, status, text = conn.collect()
                         self.absorb(rec, status, text)
-                    rec = dict(info, user=conn.user, conn=ci)
+                    rec = dict(info, user=conn.user, conn=ci, logi=len(self.oplog))
                     self.oplog.append("%d c%d %s" % (self.ops_done, ci, info["line"]))
                     conn.send(xml, rec)
                     if rng.random() < 0.15:
@@ -497,6 +551,10 @@ def failure_report(e, d, path):
         for line in d.log()[-6000:].splitlines():
             f.write("# %s\n" % line)
     tail = "\n".join(r.oplog[-25:]) if r is not None else ""
+    log = d.log()
+    if "in shell_dispatch endpoints/shell.c" in log and "wsman_action_is" in log:
+        e = "%s\n(known crasher get-unknown-shell: Get of the shell resource with an unknown or no ShellId;"\
+            " WINRMD_SEQFUZZ_AVOID=get-unknown-shell skips it)" % e
     return ("seqfuzz failure: %s\nseed %s (replay: WINRMD_SEQFUZZ_SEED=%s WINRMD_SEQFUZZ_SECONDS=1, or put "
             "the file into the corpus)\nsaved to %s\nlast operations (c<connection>):\n%s"
             % (e, r.seed if r else "?", r.seed if r else "?", path, tail))
