@@ -84,7 +84,7 @@ check-san:
 	ASAN_OPTIONS=detect_leaks=0 WINRMD_SOAK_SECONDS=40 sh tests/integration/run.sh build-san $(SUITE)
 
 clean:
-	rm -rf build build-clang build-san
+	rm -rf build build-clang build-san build-cov
 
 .PHONY: all deps check-deps run unit check check-san check-clang clean
 
