@@ -5,6 +5,7 @@ WINRMD_SEQFUZZ_SECONDS (default 60).  `make fuzz-seq` runs it for long
 against build-san; `make fuzz-seq-cov` measures the coverage it reaches.
 """
 import os
+import tempfile
 import time
 
 import pytest
@@ -31,9 +32,15 @@ def test_seqfuzz(winrmd, users, other_user, tmp_path):
         try:
             r = seqfuzz.run_seed(d, pair, seed, worker, n_ops=n_ops, avoid=avoid)
         except seqfuzz.FuzzFailure as e:
-            path = os.path.join(os.environ.get("WINRMD_SEQFUZZ_OUT", str(tmp_path)),
+            out = os.environ.get("WINRMD_SEQFUZZ_OUT") or os.path.join(tempfile.gettempdir(), "winrmd-seqfuzz")
+            os.makedirs(out, exist_ok=True)
+            path = os.path.join(out,
                                 "seqfuzz-failure-%d.txt" % seed)
-            pytest.fail(seqfuzz.failure_report(e, d, path), pytrace=False)
+            report = seqfuzz.failure_report(e, d, path)
+        else:
+            report = None
+        if report:
+            pytest.fail(report, pytrace=False)
         stats["seeds"] += 1
         stats["ops"] += r.ops_done
         new = r.outcomes - seen
