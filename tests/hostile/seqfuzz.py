@@ -219,12 +219,15 @@ class Run:
         self.log = log
 
     # ----------------------------------------------------------- id choice
-    def pick_shell(self, user, kind=None, for_get=False):
+    def pick_shell(self, user, kind=None, for_get=None):
         r = self.rng.random()
         own = [s for s in self.shells[user.name] if kind is None or s.kind == kind]
         other = [s for n, l in self.shells.items() if n != user.name for s in l]
-        if for_get and "get-unknown-shell" in self.avoid:
-            return self.rng.choice(own).sid if own else None
+        if for_get:
+            # only a WinRS shell of this user that no request of this batch may have deleted
+            # (a PSRP shell disconnected with a short IdleTimeOut may expire at any moment)
+            live = [s for s in own if s.kind == "cmd" and s.sid not in for_get]
+            return self.rng.choice(live).sid if live else None
         if r < 0.8 and own:
             return self.rng.choice(own).sid
         if r < 0.87 and other:
@@ -300,7 +303,7 @@ class Run:
             res = rng.choice([RES_SHELL, RES_SHELL, RESOURCE_CMD_SHELL, RES_PSH])
             avoiding = res == RES_SHELL and "get-unknown-shell" in self.avoid
             if rng.random() < 0.7 or avoiding:
-                sid = self.pick_shell(user, for_get=avoiding)
+                sid = self.pick_shell(user, for_get=batch_state.setdefault("deleted", {""}) if avoiding else None)
                 if sid is not None:
                     sel = {"ShellId": sid}
             if avoiding and sel is None:
@@ -346,6 +349,7 @@ class Run:
                 info["terminate"] = code.endswith("terminate")
             elif op in ("delete", "ps_delete"):
                 action = A_DELETE
+                batch_state.setdefault("deleted", {""}).add(sid)
                 info["terminate"] = True
             elif op == "disconnect":
                 action = A_DISCONNECT
