@@ -366,9 +366,14 @@ class Run:
                         '</connectXml></rsp:Connect>'
                         % (cattr, base64.b64encode(rng.randbytes(rng.randint(0, 80))).decode()))
                 opts = {"protocolversion": "2.3"}
-            if (info.get("terminate") and sid in batch_state.get("spawn", ())
-                    and "race-pending-spawn" in self.avoid):
+            # requests of one batch are handled in whatever order their logins finish, so a
+            # Delete/terminate written before a Command of the same shell races its spawn too
+            if "race-pending-spawn" in self.avoid and (
+                    (info.get("terminate") and sid in batch_state.get("spawn", ()))
+                    or (action == A_COMMAND and sid in batch_state.get("term", ()))):
                 info["flush_first"] = True
+            if info.get("terminate"):
+                batch_state.setdefault("term", set()).add(sid)
         xml, _ = envelope(action, res, body, selectors=sel, options=opts, operation_timeout=timeout)
         info["line"] = "%s user=%s res=%s sel=%s body=%s" % (
             op, user.name[:6], res.rsplit("/", 1)[-1], sel, body[:160])
@@ -459,6 +464,10 @@ class Run:
                     if info.get("flush_first"):
                         self.flush()
                         state.clear()
+                        if op in ("command", "ps_command"):
+                            state["spawn"] = {info.get("sid")}
+                        if info.get("terminate"):
+                            state["term"] = {info.get("sid")}
                     if conn.pending is not None:
                         # a Receive left unread for a while: sometimes wait, then read it
                         rec, status, text = conn.collect()
