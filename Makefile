@@ -89,7 +89,7 @@ check-san:
 
 # Every build directory: make, check-clang, SANITIZE=1, fuzz (tests/fuzz/fuzz.mk).
 clean:
-	rm -rf build build-clang build-san build-fuzz
+	rm -rf build build-clang build-san build-fuzz build-cov
 
 .PHONY: all deps check-deps run run-clean unit check check-san check-clang clean
 

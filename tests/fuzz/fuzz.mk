@@ -92,3 +92,19 @@ fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
 
 .PHONY: fuzz-build fuzz fuzz-short fuzz-one fuzz-crashes fuzz-clean
+
+# The operation-sequence fuzzer of the shell handlers (tests/hostile/seqfuzz.py)
+# against the real daemon: `make fuzz-seq` runs it for SEQFUZZ_SECONDS against
+# the ASan+UBSan build (new seeds with new outcomes go into the corpus);
+# `make fuzz-seq-cov` prints the gcov line coverage of shell.c and psrp.c it reaches.
+SEQFUZZ_SECONDS ?= 600
+fuzz-seq:
+	$(MAKE) --no-print-directory SANITIZE=1 build-san/winrmd
+	WINRMD_BIN=$(CURDIR)/build-san/winrmd ASAN_OPTIONS=detect_leaks=0 WINRMD_SUITE=core \
+		WINRMD_SEQFUZZ_SECONDS=$(SEQFUZZ_SECONDS) WINRMD_SEQFUZZ_SAVE=1 \
+		/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/hostile/test_seqfuzz.py
+
+fuzz-seq-cov:
+	sh tests/hostile/seqfuzz-coverage.sh $(if $(filter 600,$(SEQFUZZ_SECONDS)),120,$(SEQFUZZ_SECONDS))
+
+.PHONY: fuzz-seq fuzz-seq-cov
