@@ -12,7 +12,7 @@
 # Environment: WINRMD_SOAK_SECONDS (soak length, normal build), SAN=0 to leave
 # out the sanitizer pass (for a quick local run; CI never sets it).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 suites=build/suites
 results=build/check-results
 : > "$results"

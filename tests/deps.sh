@@ -102,6 +102,7 @@ if [ -x "$PWSH_DIR/pwsh" ] || nuget_reachable; then
 	if [ ! -e /usr/local/bin/pwsh ]; then
 		ln -s "$PWSH_DIR/pwsh" /usr/local/bin/pwsh
 	fi
+	# shellcheck disable=SC2016 # a PowerShell expression, for pwsh to expand
 	got=$("$PWSH_DIR/pwsh" -NoLogo -NoProfile -c '$PSVersionTable.PSVersion.ToString()')
 	if [ "$got" != "$PWSH_VERSION" ]; then
 		echo "deps.sh: $PWSH_DIR/pwsh is $got, want $PWSH_VERSION" >&2
@@ -121,3 +122,8 @@ else
 	fi
 fi
 mv "$suites.new" "$suites"
+# The first thing make check says: which suites will run here, and why not the others.
+echo "== suites on this machine (build/suites; tests/check.sh prints them again at the end)"
+while read -r name state reason; do
+	[ "$state" = run ] && printf '   %-5s runs      %s\n' "$name" "$reason" || printf '   %-5s not run:  %s\n' "$name" "$reason"
+done < "$suites"

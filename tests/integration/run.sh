@@ -11,7 +11,8 @@ build=${1:-build}
 suite=${2:-core}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-export WINRMD_BIN="$(cd "$(dirname "$build/winrmd")" && pwd)/winrmd"
+WINRMD_BIN="$(cd "$(dirname "$build/winrmd")" && pwd)/winrmd"
+export WINRMD_BIN
 export WINRMD_SUITE="$suite"
 junit="$repo/$build/junit-$suite.xml"
 set -- -q -rsxX -p no:cacheprovider --junitxml="$junit"
