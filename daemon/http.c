@@ -368,6 +368,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 		return queue_answer(r);
 	if (!r->started) {
 		r->started = true;
+		r->conn->in_work = true;
 		if (r->too_large) {
 			snprintf(r->result, sizeof r->result, "too-large");
 			http_respond_empty(r, MHD_HTTP_CONTENT_TOO_LARGE);
@@ -403,6 +404,8 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
 
 	if (!r)
 		return;
+	if (r->started)
+		r->conn->in_work = false;
 	if (!r->answered)
 		detach_waiters(r);
 	else if (r->call)
@@ -419,12 +422,19 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
  * byte now and then, or never finishes logging in, would keep its connection
  * for ever.  Before login a connection gets HTTP_LOGIN_DEADLINE_S in all;
  * shutting the socket down makes libmicrohttpd close it as on any read error.
+ * The deadline is the client's: a request it has sent whole and that waits
+ * on us (the login queue, the monitor) gets another period.
  */
 static int on_login_deadline(sd_event_source *s, uint64_t usec, void *data)
 {
 	struct http_conn *c = data;
 	(void)usec;
 
+	if (!c->login_id && c->in_work) {
+		sd_event_source_set_time_relative(s, HTTP_LOGIN_DEADLINE_S * 1000000ULL);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
 	if (!c->login_id && c->fd >= 0) {
 		log_info("connection from %s: no login within %d s, closed", c->remote,
 		    HTTP_LOGIN_DEADLINE_S);

@@ -32,6 +32,7 @@ struct http_conn {
 	struct auth_neg *neg;           /* Negotiate/NTLM state bound to this connection */
 	int fd;
 	struct sd_event_source *login_deadline;
+	bool in_work;                   /* a whole request is being answered (auth, queue, dispatch) */
 };
 
 struct http_req;
