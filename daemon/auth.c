@@ -24,6 +24,7 @@
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "soap.h"
 #include "wsman.h"
@@ -143,20 +144,11 @@ static void reject(struct http_req *r, const char *why)
 	http_respond_challenge(r);
 }
 
-static void send_release(uint64_t login)
-{
-	struct ipc_out o;
-
-	ipc_out_init(&o, IPC_LOGIN_RELEASE);
-	ipc_put_u64(&o, login);
-	net_send(&o);
-}
-
 static void release_login(struct http_conn *c)
 {
 	if (!c->login_id)
 		return;
-	send_release(c->login_id);
+	mm_login_release(c->login_id);
 	c->login_id = 0;
 	free(c->user);
 	c->user = NULL;
@@ -179,20 +171,11 @@ static void forbidden(struct http_req *r)
 	wsman_reject_forbidden(r);
 }
 
-void auth_read_verdict(struct ipc_msg *m, struct auth_verdict *v)
-{
-	v->result = ipc_u32(m);
-	v->login = ipc_u64(m);
-	v->user = ipc_str(m);
-	v->uid = ipc_u32(m);
-	(void)ipc_u32(m);               /* gid: the monitor sets it on spawn, not us */
-}
-
-void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v)
+void auth_conn_set_login(struct http_conn *c, const struct mm_login *v)
 {
 	/* A second handshake on the connection replaces the login: the monitor forgets the first. */
 	if (c->login_id && c->login_id != v->login)
-		send_release(c->login_id);
+		mm_login_release(c->login_id);
 	c->login_id = v->login;
 	free(c->user);
 	c->user = xstrdup(v->user);
@@ -212,15 +195,14 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 {
 	struct basic_ctx *bc = data;
 	struct http_req *r = bc->r;
-	struct auth_verdict v;
+	struct mm_login v;
 
 	if (!m) {               /* the request went away first */
 		free(bc);
 		return;
 	}
-	auth_read_verdict(m, &v);
 	r->call = 0;
-	if (!ipc_end(m)) {
+	if (!mm_read_login(m, &v)) {
 		free(bc);
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
@@ -253,6 +235,8 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 	free(bc);
 }
 
+static void auth_password_settled(uint32_t call);
+
 static void waiting_remove(struct basic_ctx *bc)
 {
 	for (struct basic_ctx **pp = &waiting; *pp; pp = &(*pp)->next)
@@ -276,7 +260,6 @@ static void basic_unqueue(struct http_req *r, void *data)
 static void basic_send(struct basic_ctx *bc)
 {
 	struct http_req *r = bc->r;
-	struct ipc_out o;
 	char *user, *pass;
 
 	if (auth_basic_parse(bc->hdr, &user, &pass) < 0) {
@@ -289,14 +272,10 @@ static void basic_send(struct basic_ctx *bc)
 	release_login(r->conn);
 	snprintf(r->action, sizeof r->action, "%s", "");
 	r->user = NULL;
-	net_call_prepare(&o, IPC_AUTH_PASSWORD);
-	o.secret = true;
-	ipc_put_str(&o, user);
-	ipc_put_str(&o, pass);
-	ipc_put_str(&o, r->conn->remote);
+	r->call = mm_auth_password(user, pass, r->conn->remote, on_auth_result,
+	    auth_password_settled, bc);
 	free(user);
 	free_secret_str(pass);
-	r->call = net_call(&o, on_auth_result, bc);
 	if (!r->call) {
 		free(bc);
 		reject(r, "malformed-authorization");
@@ -329,7 +308,7 @@ static void dispatch_waiting(void)
 }
 
 /* A password check came back, or its request went away and the answer was dropped. */
-void auth_password_settled(uint32_t call)
+static void auth_password_settled(uint32_t call)
 {
 	flight_remove(call);
 	pending_auth--;
@@ -386,14 +365,13 @@ static void on_cert_result(void *data, struct ipc_msg *m)
 {
 	struct cert_ctx *cc = data;
 	struct http_req *r = cc->r;
-	struct auth_verdict v;
+	struct mm_login v;
 
 	free(cc);
 	if (!m)
 		return;
 	r->call = 0;
-	auth_read_verdict(m, &v);
-	if (!ipc_end(m)) {
+	if (!mm_read_login(m, &v)) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
 	}
@@ -418,7 +396,6 @@ static void auth_cert(struct http_req *r)
 	const unsigned char *der[AUTH_MAX_CERT_CHAIN];
 	size_t len[AUTH_MAX_CERT_CHAIN];
 	struct cert_ctx *cc;
-	struct ipc_out o;
 	int n;
 
 	r->scheme = "Certificate";
@@ -439,12 +416,7 @@ static void auth_cert(struct http_req *r)
 	}
 	cc = xcalloc(1, sizeof *cc);
 	cc->r = r;
-	net_call_prepare(&o, IPC_CERT_LOGIN);
-	ipc_put_u32(&o, (uint32_t)n);
-	for (int i = 0; i < n; i++)
-		ipc_put_bytes(&o, der[i], len[i]);
-	ipc_put_str(&o, r->conn->remote);
-	r->call = net_call(&o, on_cert_result, cc);
+	r->call = mm_cert_login(der, len, (size_t)n, r->conn->remote, on_cert_result, cc);
 	if (!r->call) {
 		free(cc);
 		reject(r, "certificate-chain-too-large");

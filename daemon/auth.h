@@ -9,8 +9,6 @@
 
 /* Authenticate r (may suspend); calls wsman_handle(r) once a principal is known. */
 void auth_request(struct http_req *r);
-/* net.c: a password check's answer arrived (or was dropped); the next waiting one goes. */
-void auth_password_settled(uint32_t call);
 /* The connection went away: release its login at the monitor. */
 void auth_conn_closed(struct http_conn *c);
 /* Add WWW-Authenticate headers for every scheme the listener can accept. */
@@ -32,17 +30,9 @@ int auth_unseal_request(struct http_req *r);
 struct buf;
 int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t ctlen);
 
-/* The head every monitor login reply shares (IPC_*_RESULT, after req). */
-struct ipc_msg;
-struct auth_verdict {
-	uint32_t result;                /* IPC_AUTH_* */
-	uint64_t login;
-	const char *user;               /* points into the message */
-	uint32_t uid;
-};
-void auth_read_verdict(struct ipc_msg *m, struct auth_verdict *v);
+struct mm_login;
 /* The connection now speaks for v's login (Negotiate/certificate logins are per connection). */
-void auth_conn_set_login(struct http_conn *c, const struct auth_verdict *v);
+void auth_conn_set_login(struct http_conn *c, const struct mm_login *v);
 
 /* Parse "Basic b64(user:pass)"; returns 0 and malloc'ed user/pass. */
 int auth_basic_parse(const char *hdr, char **user, char **pass);

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "ntlm.h"
 #include "spnego.h"
@@ -140,7 +141,6 @@ static void on_negotiate(struct http_req *r, struct auth_neg *n, const unsigned 
     size_t len)
 {
 	struct challenge_ctx *cc;
-	struct ipc_out o;
 	uint32_t flags;
 
 	if (ntlm_parse_negotiate(msg, len, &flags) < 0) {
@@ -152,8 +152,7 @@ static void on_negotiate(struct http_req *r, struct auth_neg *n, const unsigned 
 	cc = xcalloc(1, sizeof *cc);
 	cc->r = r;
 	cc->flags = flags;
-	net_call_prepare(&o, IPC_NTLM_CHALLENGE);
-	r->call = net_call(&o, on_challenge, cc);
+	r->call = mm_ntlm_challenge(on_challenge, cc);
 	if (!r->call) {
 		free(cc);
 		fail(r, "ntlm-no-challenge");
@@ -175,8 +174,7 @@ static void on_challenge(void *data, struct ipc_msg *m)
 	if (!m)
 		return;
 	r->call = 0;
-	ch = ipc_bytes(m, &chl);
-	if (!ipc_end(m))
+	if (!mm_read_challenge(m, &ch, &chl))
 		return;
 	n = r->conn->neg;
 	if (!n || chl != sizeof n->server_challenge) {
@@ -245,9 +243,8 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	struct verify_ctx *vc = data;
 	struct http_req *r = vc->r;
 	struct auth_neg *n;
-	struct auth_verdict v;
+	struct mm_login v;
 	const unsigned char *key;
-	size_t keylen;
 	unsigned char sig[16];
 	struct buf out;
 
@@ -255,18 +252,17 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 		goto out;
 	r->call = 0;
 	n = r->conn->neg;
-	auth_read_verdict(m, &v);
-	key = ipc_bytes(m, &keylen);
-	if (!ipc_end(m) || !n) {
+	if (!mm_read_login(m, &v) || !n) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		goto out;
 	}
+	key = v.key;
 	if (v.result == IPC_AUTH_FORBIDDEN) {
 		neg_reset(n);
 		wsman_reject_forbidden(r);
 		goto out;
 	}
-	if (v.result != IPC_AUTH_OK || keylen != 16) {
+	if (v.result != IPC_AUTH_OK || v.key_len != 16) {
 		fail(r, v.result == IPC_AUTH_ACCOUNT ? "account-refused" : "bad-credentials");
 		goto out;
 	}
@@ -325,7 +321,7 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 {
 	struct ntlm_auth a;
 	struct verify_ctx *vc;
-	struct ipc_out o;
+	struct mm_ntlm_verify q;
 
 	if (n->state != NEG_CHALLENGED) {
 		fail(r, "ntlm-out-of-order");
@@ -361,16 +357,12 @@ static void on_authenticate(struct http_req *r, struct auth_neg *n, const unsign
 		buf_append(&vc->client_mic, mic, mic_len);
 	vc->flags = a.flags;
 	n->state = NEG_VERIFYING;
-	net_call_prepare(&o, IPC_NTLM_VERIFY);
-	o.secret = true;
-	ipc_put_str(&o, a.user);
-	ipc_put_str(&o, a.domain);
-	ipc_put_bytes(&o, n->server_challenge, sizeof n->server_challenge);
-	ipc_put_bytes(&o, a.nt, a.nt_len);
-	ipc_put_bytes(&o, a.esk ? a.esk : (const unsigned char *)"", a.esk_len);
-	ipc_put_u32(&o, a.flags);
-	ipc_put_str(&o, r->conn->remote);
-	r->call = net_call(&o, on_ntlm_result, vc);
+	q = (struct mm_ntlm_verify){
+		.user = a.user, .domain = a.domain, .challenge = n->server_challenge,
+		.nt = a.nt, .nt_len = a.nt_len, .esk = a.esk, .esk_len = a.esk_len,
+		.flags = a.flags, .remote = r->conn->remote,
+	};
+	r->call = mm_ntlm_verify(&q, on_ntlm_result, vc);
 	if (!r->call) {
 		buf_free_secret(&vc->auth_msg);
 		buf_free(&vc->client_mic);
@@ -390,19 +382,14 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 	struct gss_ctx *gc = data;
 	struct http_req *r = gc->r;
 	struct auth_neg *n;
-	struct auth_verdict v;
-	const unsigned char *ctx, *tok;
-	size_t cl, tl;
+	struct mm_login v;
 
 	free(gc);
 	if (!m)
 		return;
 	r->call = 0;
 	n = r->conn->neg;
-	auth_read_verdict(m, &v);
-	ctx = ipc_bytes(m, &cl);
-	tok = ipc_bytes(m, &tl);
-	if (!ipc_end(m) || !n) {
+	if (!mm_read_login(m, &v) || !n) {
 		http_respond_empty(r, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		return;
 	}
@@ -415,20 +402,17 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 		fail(r, v.result == IPC_AUTH_ACCOUNT ? "account-refused" : "kerberos-refused");
 		return;
 	}
-	if (gss_sec_import(ctx, cl, &n->gss) < 0) {
-		struct ipc_out o;
+	if (gss_sec_import(v.key, v.key_len, &n->gss) < 0) {
 		/* Usually an unreadable krb5.conf: the worker runs as winrmd, not root. */
 		log_err("cannot import the Kerberos context of %s; is krb5.conf readable by "
 		    "the winrmd user?", v.user);
-		ipc_out_init(&o, IPC_LOGIN_RELEASE);
-		ipc_put_u64(&o, v.login);
-		net_send(&o);
+		mm_login_release(v.login);
 		fail(r, "kerberos-import-failed");
 		return;
 	}
 	/* The mutual-authentication token rides on the answer (pywinrm requires it). */
-	if (tl)
-		set_www(r, n->scheme, tok, tl);
+	if (v.token_len)
+		set_www(r, n->scheme, v.token, v.token_len);
 	n->state = NEG_DONE;
 	auth_conn_set_login(r->conn, &v);
 	r->conn->have_basic = false;
@@ -441,7 +425,6 @@ static void on_kerberos(struct http_req *r, struct auth_neg *n, const unsigned c
 	const struct net_listener *l = r->conn->l;
 	unsigned char app[128];
 	size_t al = 0;
-	struct ipc_out o;
 	struct gss_ctx *gc;
 
 	if (!NET.conf.auth.kerberos) {
@@ -457,12 +440,8 @@ static void on_kerberos(struct http_req *r, struct auth_neg *n, const unsigned c
 	gc = xcalloc(1, sizeof *gc);
 	gc->r = r;
 	n->state = NEG_VERIFYING;
-	net_call_prepare(&o, IPC_GSS_ACCEPT);
-	ipc_put_bytes(&o, tok, len);
-	ipc_put_bytes(&o, app, al);
-	ipc_put_u32(&o, al && NET.conf.auth.cbt_level == CONF_CBT_STRICT);
-	ipc_put_str(&o, r->conn->remote);
-	r->call = net_call(&o, on_gss_result, gc);
+	r->call = mm_gss_accept(tok, len, app, al, al && NET.conf.auth.cbt_level == CONF_CBT_STRICT,
+	    r->conn->remote, on_gss_result, gc);
 	if (!r->call) {
 		free(gc);
 		fail(r, "kerberos-token-too-large");

@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "http.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "util.h"
 #include "wsman.h"
@@ -388,7 +389,7 @@ static void detach_waiters(struct http_req *r)
 	http_cancel_fn fn = r->cancel;
 
 	if (r->call) {
-		net_call_cancel(r->call);
+		mm_cancel(r->call);
 		r->call = 0;
 	}
 	r->cancel = NULL;
@@ -409,7 +410,7 @@ static void request_completed(void *cls, struct MHD_Connection *mc, void **req_c
 	if (!r->answered)
 		detach_waiters(r);
 	else if (r->call)
-		net_call_cancel(r->call);
+		mm_cancel(r->call);
 	buf_free_secret(&r->body);
 	buf_free(&r->out);
 	free(r->www_auth);

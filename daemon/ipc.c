@@ -108,6 +108,39 @@ bool ipc_end(struct ipc_msg *m)
 	return !m->bad;
 }
 
+enum ipc_sender ipc_type_sender(uint32_t type)
+{
+	return type < IPC_AUTH_PASSWORD ? IPC_FROM_MONITOR : IPC_FROM_WORKER;
+}
+
+int ipc_dispatch(const struct ipc_handler *table, size_t n, unsigned state, struct ipc_msg *m)
+{
+	const struct ipc_handler *h = NULL;
+
+	for (size_t i = 0; i < n && !h; i++)
+		if (table[i].type == m->type)
+			h = &table[i];
+	if (!h) {
+		m->bad = true;
+		return log_err_errno(-EBADMSG, "IPC: message type %u is not one the peer may send",
+		    m->type);
+	}
+	if (h->from != ipc_type_sender(m->type)) {
+		m->bad = true;
+		return log_err_errno(-EPROTO, "IPC: %s is listed for the wrong sender", h->name);
+	}
+	if (!(h->states & state)) {
+		m->bad = true;
+		return log_err_errno(-EPERM, "IPC: %s is not accepted in state 0x%x", h->name, state);
+	}
+	h->fn(m);
+	if (!m->bad)
+		ipc_end(m);     /* a handler cannot let unread bytes or descriptors through */
+	if (m->bad)
+		return log_err_errno(-EBADMSG, "IPC: malformed %s", h->name);
+	return 0;
+}
+
 void ipc_out_init(struct ipc_out *o, uint32_t type)
 {
 	memset(o, 0, sizeof *o);

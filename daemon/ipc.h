@@ -111,6 +111,29 @@ void ipc_put_fd(struct ipc_out *o, int fd);
 void ipc_out_free(struct ipc_out *o);
 uint32_t ipc_out_type(const struct ipc_out *o);
 
+/*
+ * The request tables.  Each side lists, one row per message, what its peer
+ * may send: the type, who sends it, in which of the receiver's channel
+ * states it is accepted, and the handler.  ipc_dispatch refuses anything
+ * else before a handler sees it, and a handler that leaves bytes or
+ * descriptors unread has its message refused too.  Monitor: mon.c; worker:
+ * net.c (its requests and their replies are mm.c's).
+ */
+enum ipc_sender { IPC_FROM_MONITOR = 1, IPC_FROM_WORKER = 2 };
+struct ipc_handler {
+	uint32_t type;
+	const char *name;
+	enum ipc_sender from;
+	unsigned states;                /* receiver's states (a bit each) that accept it */
+	void (*fn)(struct ipc_msg *m);
+};
+/* Who may send a type: the numbering says (below 100 the monitor). */
+enum ipc_sender ipc_type_sender(uint32_t type);
+/* 0, or (with m marked bad and a log line) -EBADMSG for an unknown or
+ * malformed message, -EPERM for one the state does not accept, -EPROTO for a
+ * row whose sender is wrong. */
+int ipc_dispatch(const struct ipc_handler *table, size_t n, unsigned state, struct ipc_msg *m);
+
 struct ipc_chan;
 typedef void (*ipc_msg_fn)(struct ipc_chan *ch, struct ipc_msg *m, void *userdata);
 typedef void (*ipc_close_fn)(struct ipc_chan *ch, void *userdata);

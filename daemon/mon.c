@@ -94,6 +94,8 @@ static struct {
 	size_t n_challenges;
 	struct auth_job *auth_jobs;
 	unsigned n_auth_jobs;
+	unsigned configs_unacked;       /* configurations sent, not yet answered by WORKER_READY */
+	bool worker_served;             /* this worker has been ready once */
 } M = { .exe_fd = -1 };
 
 static void worker_start(void);
@@ -943,6 +945,9 @@ static void h_worker_ready(struct ipc_msg *m)
 {
 	if (!ipc_end(m))
 		return;
+	if (M.configs_unacked)          /* the table only accepts it while one is due */
+		M.configs_unacked--;
+	M.worker_served = true;
 	if (!M.ready_sent || M.reloading) {
 		sd_notifyf(0, "READY=1\nSTATUS=Serving %zu listener(s)", M.n_listeners);
 		M.ready_sent = true;
@@ -951,24 +956,42 @@ static void h_worker_ready(struct ipc_msg *m)
 	log_info("worker %d ready", (int)M.worker_pid);
 }
 
+/*
+ * What the worker may ask, and when.  Logins and sessions need a worker that
+ * has listeners, so they wait for its first WORKER_READY; WORKER_READY itself
+ * only answers a configuration.
+ */
+#define LIVE (MON_W_SERVING | MON_W_RELOADING)
+const struct ipc_handler mon_ipc_handlers[] = {
+	{ IPC_AUTH_PASSWORD,  "AUTH_PASSWORD",  IPC_FROM_WORKER, LIVE, h_auth_password },
+	{ IPC_NTLM_CHALLENGE, "NTLM_CHALLENGE", IPC_FROM_WORKER, LIVE, h_ntlm_challenge },
+	{ IPC_NTLM_VERIFY,    "NTLM_VERIFY",    IPC_FROM_WORKER, LIVE, h_ntlm_verify },
+	{ IPC_GSS_ACCEPT,     "GSS_ACCEPT",     IPC_FROM_WORKER, LIVE, h_gss_accept },
+	{ IPC_CERT_LOGIN,     "CERT_LOGIN",     IPC_FROM_WORKER, LIVE, h_cert_login },
+	{ IPC_LOGIN_RELEASE,  "LOGIN_RELEASE",  IPC_FROM_WORKER, LIVE, h_login_release },
+	{ IPC_SESSION_OPEN,   "SESSION_OPEN",   IPC_FROM_WORKER, LIVE, h_session_open },
+	{ IPC_SPAWN,          "SPAWN",          IPC_FROM_WORKER, LIVE, h_spawn },
+	{ IPC_SIGNAL,         "SIGNAL",         IPC_FROM_WORKER, LIVE, h_signal },
+	{ IPC_SESSION_CLOSE,  "SESSION_CLOSE",  IPC_FROM_WORKER, LIVE, h_session_close },
+	{ IPC_WORKER_READY,   "WORKER_READY",   IPC_FROM_WORKER, MON_W_STARTING | MON_W_RELOADING,
+	  h_worker_ready },
+};
+#undef LIVE
+const size_t mon_ipc_n_handlers = sizeof mon_ipc_handlers / sizeof mon_ipc_handlers[0];
+
+unsigned mon_worker_state(unsigned configs_unacked, bool served)
+{
+	if (configs_unacked)
+		return served ? MON_W_RELOADING : MON_W_STARTING;
+	return served ? MON_W_SERVING : 0;
+}
+
 static void on_worker_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 {
 	(void)ch; (void)userdata;
 
-	switch (m->type) {
-	case IPC_AUTH_PASSWORD: h_auth_password(m); break;
-	case IPC_NTLM_VERIFY: h_ntlm_verify(m); break;
-	case IPC_NTLM_CHALLENGE: h_ntlm_challenge(m); break;
-	case IPC_GSS_ACCEPT: h_gss_accept(m); break;
-	case IPC_CERT_LOGIN: h_cert_login(m); break;
-	case IPC_LOGIN_RELEASE: h_login_release(m); break;
-	case IPC_SESSION_OPEN: h_session_open(m); break;
-	case IPC_SPAWN: h_spawn(m); break;
-	case IPC_SIGNAL: h_signal(m); break;
-	case IPC_SESSION_CLOSE: h_session_close(m); break;
-	case IPC_WORKER_READY: h_worker_ready(m); break;
-	default: m->bad = true; break;
-	}
+	ipc_dispatch(mon_ipc_handlers, mon_ipc_n_handlers,
+	    mon_worker_state(M.configs_unacked, M.worker_served), m);
 }
 
 /* ---- worker lifecycle ------------------------------------------------- */
@@ -977,6 +1000,8 @@ static void worker_forget(void)
 {
 	ipc_chan_free(M.worker);
 	M.worker = NULL;
+	M.configs_unacked = 0;
+	M.worker_served = false;
 	pending_flush();
 	auth_jobs_cancel();
 	mon_ntlm_challenges_forget();       /* the handshakes died with the worker */
@@ -1032,6 +1057,7 @@ static void send_config(void)
 	struct ipc_out o;
 	char *dump = conf_dump(&M.conf), err[512];
 
+	M.configs_unacked++;
 	ipc_out_init(&o, IPC_CONFIG);
 	ipc_put_str(&o, dump);
 	ipc_put_u32(&o, access(M.conf.auth.keytab, R_OK) == 0 ? IPC_FACT_KEYTAB : 0);

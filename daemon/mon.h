@@ -17,6 +17,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "ipc.h"
 
 /* A login the monitor verified itself (one per Basic credential and connection). */
 struct mon_login {
@@ -47,6 +48,17 @@ struct mon_session {
 	unsigned nchildren;
 	bool closing;
 };
+
+/* mon.c: the request table, and the worker's states it is read in */
+enum {
+	MON_W_STARTING = 1u << 0,       /* its first configuration is not yet acknowledged */
+	MON_W_SERVING = 1u << 1,
+	MON_W_RELOADING = 1u << 2,      /* serving, and a new configuration is on its way */
+	MON_W_ALL = MON_W_STARTING | MON_W_SERVING | MON_W_RELOADING,
+};
+extern const struct ipc_handler mon_ipc_handlers[];
+extern const size_t mon_ipc_n_handlers;
+unsigned mon_worker_state(unsigned configs_unacked, bool served);
 
 /* mon.c: NTLM server challenges, issued by the monitor and each accepted once */
 void mon_ntlm_challenge_issue(unsigned char out[8]);

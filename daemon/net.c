@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "http.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "ntlm.h"
 #include "shell.h"
@@ -29,92 +30,6 @@
 #include "winrmd.h"
 
 struct net_state NET;
-
-struct net_call {
-	struct net_call *next;
-	uint32_t id, type;
-	net_reply_fn fn;
-	void *ctx;
-};
-static struct net_call *calls;
-static uint32_t next_id = 1;
-
-uint32_t net_call_prepare(struct ipc_out *o, uint32_t type)
-{
-	uint32_t id = next_id++;
-
-	if (next_id == 0)
-		next_id = 1;
-	ipc_out_init(o, type);
-	ipc_put_u32(o, id);
-	return id;
-}
-
-uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx)
-{
-	struct net_call *c;
-
-	if (o->err) {
-		log_warn_errno(o->err, "not sending IPC message %u", ipc_out_type(o));
-		ipc_out_free(o);
-		return 0;
-	}
-	c = xcalloc(1, sizeof *c);
-	memcpy(&c->type, o->b.data, 4);   /* written by net_call_prepare */
-	memcpy(&c->id, o->b.data + 4, 4);
-	c->fn = fn;
-	c->ctx = ctx;
-	c->next = calls;
-	calls = c;
-	net_send(o);
-	return c->id;       /* replies are only read from the event loop: c is still here */
-}
-
-void net_call_cancel(uint32_t id)
-{
-	for (struct net_call *c = calls; c; c = c->next)
-		if (c->id == id && c->fn) {
-			net_reply_fn fn = c->fn;
-			c->fn = NULL;   /* the reply, when it comes, is dropped */
-			fn(c->ctx, NULL);
-		}
-}
-
-void net_send(struct ipc_out *o)
-{
-	if (o->err)
-		log_warn_errno(o->err, "not sending IPC message %u", ipc_out_type(o));
-	if (NET.mon)
-		ipc_send(NET.mon, o);
-	else
-		ipc_out_free(o);
-}
-
-static void dispatch_reply(struct ipc_msg *m)
-{
-	uint32_t id = ipc_u32(m);
-
-	for (struct net_call **pp = &calls; *pp; pp = &(*pp)->next) {
-		struct net_call *c = *pp;
-		if (c->id != id)
-			continue;
-		*pp = c->next;
-		if (c->fn)
-			c->fn(c->ctx, m);
-		else
-			m->off = m->len;        /* cancelled: drop it whole */
-		for (size_t i = 0; i < m->nfds; i++)
-			if (m->fds[i] >= 0) {   /* fds of a cancelled spawn */
-				close(m->fds[i]);
-				m->fds[i] = -1;
-			}
-		if (c->type == IPC_AUTH_PASSWORD)
-			auth_password_settled(c->id);
-		free(c);
-		return;
-	}
-	m->bad = true;  /* a reply nobody asked for */
-}
 
 static void cert_hash(struct net_listener *l)
 {
@@ -197,10 +112,10 @@ static void h_config_done(struct ipc_msg *m)
 {
 	struct conf next;
 	char err[512];
-	struct ipc_out o;
 
 	if (!ipc_end(m))
 		return;
+	NET.staging = false;
 	if (!NET.staged_conf || conf_parse(NET.staged_conf, strlen(NET.staged_conf), "(monitor)",
 	    &next, err, sizeof err) < 0) {
 		log_err("configuration from the monitor does not parse: %s", err);
@@ -252,52 +167,85 @@ static void h_config_done(struct ipc_msg *m)
 	}
 	NET.n_staged = 0;
 	shell_config_changed();
-	ipc_out_init(&o, IPC_WORKER_READY);
-	net_send(&o);
+	mm_worker_ready();
+}
+
+static void h_config(struct ipc_msg *m)
+{
+	const char *conf = ipc_str(m);
+	uint32_t facts = ipc_u32(m);
+
+	if (!ipc_end(m))
+		return;
+	free(NET.staged_conf);
+	NET.staged_conf = xstrdup(conf);
+	NET.staged_facts = facts;
+	for (size_t i = 0; i < NET.n_staged; i++)
+		listener_free(NET.staged[i]);
+	NET.n_staged = 0;
+	NET.staging = true;
+}
+
+static void h_reply(struct ipc_msg *m)
+{
+	mm_dispatch_reply(m);           /* a reply nobody asked for is bad */
+}
+
+static void h_session_killed(struct ipc_msg *m)
+{
+	uint64_t session = ipc_u64(m);
+
+	if (ipc_end(m))
+		shell_session_killed(session);
+}
+
+static void h_child_exit(struct ipc_msg *m)
+{
+	uint64_t session = ipc_u64(m);
+	uint32_t pid = ipc_u32(m);
+	int32_t status = ipc_i32(m);
+
+	if (ipc_end(m))
+		shell_child_exited(session, (int)pid, status);
+}
+
+/*
+ * What the monitor may send, and when.  A configuration arrives as CONFIG,
+ * its LISTENERs and CONFIG_DONE, first at start and then on each reload;
+ * replies only answer calls, which need a configured worker.  A child may
+ * outlive the worker that started it, so its exit can reach a new one.
+ */
+#define LIVE (NET_ST_SERVING | NET_ST_RESTAGING)
+#define STAGING (NET_ST_STAGING | NET_ST_RESTAGING)
+const struct ipc_handler net_ipc_handlers[] = {
+	{ IPC_CONFIG,         "CONFIG",         IPC_FROM_MONITOR, NET_ST_NEW | NET_ST_SERVING, h_config },
+	{ IPC_LISTENER,       "LISTENER",       IPC_FROM_MONITOR, STAGING, h_listener },
+	{ IPC_CONFIG_DONE,    "CONFIG_DONE",    IPC_FROM_MONITOR, STAGING, h_config_done },
+	{ IPC_AUTH_RESULT,    "AUTH_RESULT",    IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_NTLM_CHALLENGE_RESULT, "NTLM_CHALLENGE_RESULT", IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_NTLM_RESULT,    "NTLM_RESULT",    IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_GSS_RESULT,     "GSS_RESULT",     IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_SESSION_RESULT, "SESSION_RESULT", IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_SPAWN_RESULT,   "SPAWN_RESULT",   IPC_FROM_MONITOR, LIVE, h_reply },
+	{ IPC_SESSION_KILLED, "SESSION_KILLED", IPC_FROM_MONITOR, NET_ST_ALL, h_session_killed },
+	{ IPC_CHILD_EXIT,     "CHILD_EXIT",     IPC_FROM_MONITOR, NET_ST_ALL, h_child_exit },
+};
+#undef LIVE
+#undef STAGING
+const size_t net_ipc_n_handlers = sizeof net_ipc_handlers / sizeof net_ipc_handlers[0];
+
+unsigned net_ipc_state(void)
+{
+	if (NET.staging)
+		return NET.configured ? NET_ST_RESTAGING : NET_ST_STAGING;
+	return NET.configured ? NET_ST_SERVING : NET_ST_NEW;
 }
 
 static void on_mon_msg(struct ipc_chan *ch, struct ipc_msg *m, void *userdata)
 {
 	(void)ch; (void)userdata;
 
-	switch (m->type) {
-	case IPC_CONFIG:
-		free(NET.staged_conf);
-		NET.staged_conf = xstrdup(ipc_str(m));
-		NET.staged_facts = ipc_u32(m);
-		ipc_end(m);
-		for (size_t i = 0; i < NET.n_staged; i++)
-			listener_free(NET.staged[i]);
-		NET.n_staged = 0;
-		break;
-	case IPC_LISTENER: h_listener(m); break;
-	case IPC_CONFIG_DONE: h_config_done(m); break;
-	case IPC_AUTH_RESULT:
-	case IPC_SESSION_RESULT:
-	case IPC_SPAWN_RESULT:
-	case IPC_NTLM_RESULT:
-	case IPC_GSS_RESULT:
-	case IPC_NTLM_CHALLENGE_RESULT:
-		dispatch_reply(m);
-		break;
-	case IPC_SESSION_KILLED: {
-		uint64_t session = ipc_u64(m);
-		if (ipc_end(m))
-			shell_session_killed(session);
-		break;
-	}
-	case IPC_CHILD_EXIT: {
-		uint64_t session = ipc_u64(m);
-		uint32_t pid = ipc_u32(m);
-		int32_t status = ipc_i32(m);
-		if (ipc_end(m))
-			shell_child_exited(session, (int)pid, status);
-		break;
-	}
-	default:
-		m->bad = true;
-		break;
-	}
+	ipc_dispatch(net_ipc_handlers, net_ipc_n_handlers, net_ipc_state(), m);
 }
 
 static void on_mon_close(struct ipc_chan *ch, void *userdata)
@@ -347,6 +295,7 @@ int net_main(bool debug)
 	sd_event_add_signal(NET.ev, NULL, SIGHUP, NULL, NULL);
 	if (ipc_chan_new(NET.ev, WINRMD_WORKER_IPC_FD, on_mon_msg, on_mon_close, NULL, &NET.mon) < 0)
 		fatal("ipc channel");
+	mm_attach(NET.mon);
 	shell_init();
 	r = sd_event_loop(NET.ev);
 	shell_shutdown();

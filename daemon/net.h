@@ -43,21 +43,23 @@ struct net_state {
 	unsigned conf_gen;              /* bumped each time a configuration is applied */
 	struct net_listener *staged[CONF_MAX_LISTENERS];
 	size_t n_staged;
+	bool staging;                   /* between IPC_CONFIG and IPC_CONFIG_DONE */
 	sd_event_source *mhd_timer;
 	char hostname[256];
 };
 extern struct net_state NET;
 
-/* A call to the monitor; the callback gets the reply positioned after the
- * request id, or NULL when the channel is gone or the call was cancelled. */
-typedef void (*net_reply_fn)(void *ctx, struct ipc_msg *reply);
-/* 0 when the message could not be encoded (see struct ipc_out): fn is never
- * called and ctx stays the caller's. */
-uint32_t net_call(struct ipc_out *o, net_reply_fn fn, void *ctx);
-void net_call_cancel(uint32_t id);
-void net_send(struct ipc_out *o);
-/* Start a message whose second field is the request id of a later net_call. */
-uint32_t net_call_prepare(struct ipc_out *o, uint32_t type);
+/* The request table (messages the monitor may send) and the states it is read in. */
+enum {
+	NET_ST_NEW = 1u << 0,           /* no configuration yet */
+	NET_ST_STAGING = 1u << 1,       /* the first configuration is arriving */
+	NET_ST_SERVING = 1u << 2,
+	NET_ST_RESTAGING = 1u << 3,     /* serving, and the next configuration is arriving */
+	NET_ST_ALL = NET_ST_NEW | NET_ST_STAGING | NET_ST_SERVING | NET_ST_RESTAGING,
+};
+extern const struct ipc_handler net_ipc_handlers[];
+extern const size_t net_ipc_n_handlers;
+unsigned net_ipc_state(void);
 
 /* http.c */
 int http_listener_start(struct net_listener *l);

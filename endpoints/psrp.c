@@ -31,6 +31,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "psrp_wire.h"
 #include "shell.h"
@@ -707,12 +708,8 @@ static void on_spawn(void *data, struct ipc_msg *m)
 		return;
 	}
 	c->hr->call = 0;
-	shell_read_spawn_reply(m, &result, &pid, fds);
-	if (!ipc_end(m)) {
-		for (int i = 0; i < 3; i++)
-			close_safe(&fds[i]);
+	if (!mm_read_spawn(m, &result, &pid, fds))
 		return;
-	}
 	sh->opening = false;
 	if (sh->killed) {
 		for (int i = 0; i < 3; i++)
@@ -750,21 +747,14 @@ static void on_session(void *data, struct ipc_msg *m)
 	struct open_ctx *oc = data;
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
-	struct ipc_out o;
+	static char *argv[] = { "runspace" }, *env[] = { "POWERSHELL_TELEMETRY_OPTOUT=1" };
 
 	/* sh stays opening until the runspace process is up (on_spawn). */
 	if (!shell_session_opened(oc, m))
 		return;
-	net_call_prepare(&o, IPC_SPAWN);
-	ipc_put_u64(&o, c->login_id);
-	ipc_put_u64(&o, sh->session);
-	ipc_put_u32(&o, IPC_SPAWN_RUNSPACE);
-	ipc_put_str(&o, "");
-	ipc_put_u32(&o, 1);
-	ipc_put_str(&o, "runspace");    /* ignored: the monitor runs the configured Command */
-	ipc_put_u32(&o, 1);
-	ipc_put_str(&o, "POWERSHELL_TELEMETRY_OPTOUT=1");
-	c->hr->call = net_call(&o, on_spawn, oc);
+	/* argv is ignored: the monitor runs the configured Command. */
+	c->hr->call = mm_spawn(c->login_id, sh->session, IPC_SPAWN_RUNSPACE, "", 1, argv, 1, env,
+	    on_spawn, oc);
 	if (!c->hr->call) {
 		free(oc);
 		sh->opening = false;

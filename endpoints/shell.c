@@ -27,6 +27,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "mm.h"
 #include "net.h"
 #include "shell.h"
 #include "shell_int.h"
@@ -439,17 +440,6 @@ static void send_cancel(struct wsman_call *c)
 
 /* ---- command lifecycle ------------------------------------------------ */
 
-void monitor_signal(const struct shell *sh, int pid, int sig)
-{
-	struct ipc_out o;
-
-	ipc_out_init(&o, IPC_SIGNAL);
-	ipc_put_u64(&o, sh->session);
-	ipc_put_u32(&o, (uint32_t)pid);
-	ipc_put_u32(&o, (uint32_t)sig);
-	net_send(&o);
-}
-
 /*
  * A spawn the monitor has not answered yet outlives its command (Signal
  * terminate, Delete, the idle sweep): the reply must find no freed memory,
@@ -477,7 +467,7 @@ static void command_free(struct command *cmd)
 			break;
 		}
 	if (!cmd->exited && cmd->pid > 0)
-		monitor_signal(sh, cmd->pid, SIGKILL);
+		mm_signal(sh->session, cmd->pid, SIGKILL);
 	if (cmd->spawn)
 		spawn_orphan(cmd->spawn);
 	park_fail(&cmd->recv, SF_COMMAND_NOT_FOUND, NULL);
@@ -554,7 +544,6 @@ void shell_child_exited(uint64_t session, int pid, int status)
 
 void shell_free(struct shell *sh, const char *why)
 {
-	struct ipc_out o;
 
 	for (struct shell **pp = &shells; *pp; pp = &(*pp)->next)
 		if (*pp == sh) {
@@ -564,11 +553,8 @@ void shell_free(struct shell *sh, const char *why)
 	psrp_free(sh);
 	while (sh->cmds)
 		command_free(sh->cmds);
-	if (sh->session) {
-		ipc_out_init(&o, IPC_SESSION_CLOSE);
-		ipc_put_u64(&o, sh->session);
-		net_send(&o);
-	}
+	if (sh->session)
+		mm_session_close(sh->session);
 	audit(sh, NULL, why, -1);
 	for (size_t i = 0; i < sh->nenv; i++)
 		free(sh->env[i]);
@@ -692,19 +678,13 @@ void shell_open_session(struct wsman_call *c, struct shell *sh,
                         void (*done)(void *ctx, struct ipc_msg *reply))
 {
 	struct open_ctx *oc = xcalloc(1, sizeof *oc);
-	struct ipc_out o;
 
 	sh->opening = true;
 	sh->next = shells;
 	shells = sh;
 	oc->c = c;
 	oc->sh = sh;
-	net_call_prepare(&o, IPC_SESSION_OPEN);
-	ipc_put_u64(&o, c->login_id);
-	ipc_put_str(&o, sh->id);
-	ipc_put_str(&o, sh->resource_uri);
-	ipc_put_str(&o, c->remote);
-	c->hr->call = net_call(&o, done, oc);
+	c->hr->call = mm_session_open(c->login_id, sh->id, sh->resource_uri, c->remote, done, oc);
 	if (!c->hr->call) {
 		free(oc);
 		sh->opening = false;
@@ -731,9 +711,7 @@ bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m)
 		return false;
 	}
 	c->hr->call = 0;
-	result = ipc_i32(m);
-	session = ipc_u64(m);
-	if (!ipc_end(m)) {              /* net.c drops the monitor link */
+	if (!mm_read_session(m, &result, &session)) {   /* net.c drops the monitor link */
 		free(oc);
 		return false;
 	}
@@ -1027,20 +1005,10 @@ static void command_reply(struct wsman_call *c, const struct command *cmd)
 	wsman_reply(c, &r);
 }
 
-/* A spawn reply: the result, the pid and, on success, the three pipe ends. */
-void shell_read_spawn_reply(struct ipc_msg *m, int32_t *result, uint32_t *pid, int fds[3])
-{
-	*result = ipc_i32(m);
-	*pid = ipc_u32(m);
-	for (int i = 0; i < 3; i++)
-		fds[i] = *result == 0 ? ipc_fd(m, (size_t)i) : -1;
-}
-
 /* The command was freed while the monitor spawned it. */
 static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
 {
 	struct wsman_call *c = sc->c;
-	struct ipc_out o;
 	int32_t result;
 	uint32_t pid;
 	int fds[3] = { -1, -1, -1 };
@@ -1050,20 +1018,14 @@ static void spawn_orphan_result(struct spawn_ctx *sc, struct ipc_msg *m)
 		return;
 	}
 	c->hr->call = 0;
-	shell_read_spawn_reply(m, &result, &pid, fds);
-	for (int i = 0; i < 3; i++)
-		close_safe(&fds[i]);
-	if (!ipc_end(m)) {
+	if (!mm_read_spawn(m, &result, &pid, fds)) {
 		free(sc);
 		return;
 	}
-	if (result == 0 && pid > 0) {
-		ipc_out_init(&o, IPC_SIGNAL);
-		ipc_put_u64(&o, sc->session);
-		ipc_put_u32(&o, pid);
-		ipc_put_u32(&o, SIGKILL);
-		net_send(&o);
-	}
+	for (int i = 0; i < 3; i++)
+		close_safe(&fds[i]);
+	if (result == 0 && pid > 0)
+		mm_signal(sc->session, (pid_t)pid, SIGKILL);
 	free(sc);
 	wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 }
@@ -1089,11 +1051,9 @@ static void on_spawn_result(void *data, struct ipc_msg *m)
 		return;
 	}
 	c->hr->call = 0;
-	result = ipc_i32(m);
-	pid = ipc_u32(m);
+	if (!mm_read_spawn(m, &result, &pid, fds))
+		return;
 	if (result < 0) {
-		if (!ipc_end(m))
-			return;
 		command_free(cmd);
 		if (result == -EUSERS) {
 			char why[160];
@@ -1103,14 +1063,6 @@ static void on_spawn_result(void *data, struct ipc_msg *m)
 		} else {
 			wsman_fault(c, SF_PROCESS_FAILED, "The command could not be started. ");
 		}
-		return;
-	}
-	for (int i = 0; i < 3; i++)
-		fds[i] = ipc_fd(m, (size_t)i);
-	if (!ipc_end(m)) {
-		for (int i = 0; i < 3; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
 		return;
 	}
 	cmd->pid = (int)pid;
@@ -1130,7 +1082,6 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	xmlNodePtr cl = soap_child(c->req.body, NS_RSP, "CommandLine");
 	struct command *cmd;
 	struct spawn_ctx *sc;
-	struct ipc_out o;
 	struct buf line;
 	char idbuf[SOAP_MAX_ID + 1], id[37], *words[SPAWN_MAX_ARGS];
 	const char *cid;
@@ -1247,18 +1198,8 @@ static void shell_command(struct wsman_call *c, struct shell *sh)
 	sc->cmd = cmd;
 	sc->session = sh->session;
 	cmd->spawn = sc;
-	net_call_prepare(&o, IPC_SPAWN);
-	ipc_put_u64(&o, c->login_id);
-	ipc_put_u64(&o, sh->session);
-	ipc_put_u32(&o, flags);
-	ipc_put_str(&o, sh->cwd ? sh->cwd : "");
-	ipc_put_u32(&o, (uint32_t)argc);
-	for (size_t i = 0; i < argc; i++)
-		ipc_put_str(&o, argv[i]);
-	ipc_put_u32(&o, (uint32_t)sh->nenv);
-	for (size_t i = 0; i < sh->nenv; i++)
-		ipc_put_str(&o, sh->env[i]);
-	c->hr->call = net_call(&o, on_spawn_result, sc);
+	c->hr->call = mm_spawn(c->login_id, sh->session, flags, sh->cwd, argc, argv, sh->nenv, sh->env,
+	    on_spawn_result, sc);
 	for (size_t i = 0; i < nw; i++)
 		free(words[i]);
 	buf_free(&line);
@@ -1392,10 +1333,10 @@ static void shell_signal(struct wsman_call *c, struct shell *sh)
 		const char *what = strrchr(code, '/') ? strrchr(code, '/') + 1 : code;
 		if (str_ieq(what, "ctrl_c") || str_ieq(what, "crtl_c")) {
 			if (!cmd->exited && cmd->pid > 0)
-				monitor_signal(sh, cmd->pid, SIGINT);
+				mm_signal(sh->session, cmd->pid, SIGINT);
 		} else if (str_ieq(what, "ctrl_break")) {
 			if (!cmd->exited && cmd->pid > 0)
-				monitor_signal(sh, cmd->pid, SIGQUIT);
+				mm_signal(sh->session, cmd->pid, SIGQUIT);
 		} else if (str_ieq(what, "terminate")) {
 			command_free(cmd);      /* kills it if still running; the monitor reaps */
 		} else {

@@ -103,7 +103,6 @@ struct shell *shell_lookup(struct wsman_call *c, bool fault);
 struct command *command_find(struct shell *sh, const char *id);
 void audit(const struct shell *sh, const struct command *cmd, const char *what, long long exit_code);
 void shell_free(struct shell *sh, const char *why);
-void shell_read_spawn_reply(struct ipc_msg *m, int32_t *result, uint32_t *pid, int fds[3]);
 void write_shell(struct soap_reply *r, const struct shell *sh);
 void create_reply(struct wsman_call *c, struct shell *sh);
 
@@ -117,7 +116,6 @@ void shell_open_session(struct wsman_call *c, struct shell *sh,
 bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m);
 bool stream_names_ok(const char *list, const char *allowed);
 bool command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37]);
-void monitor_signal(const struct shell *sh, int pid, int sig);
 void send_reply(struct wsman_call *c);
 
 /* psrp.c */
