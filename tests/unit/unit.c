@@ -10,6 +10,7 @@
  * read.  `build/unit NAME` runs only the tests whose name contains NAME.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -2025,6 +2026,7 @@ static void test_ipc_fds(void)
 	__FILE__, __LINE__)
 #include "test_ntlm.c"
 #include "test_xpress.c"
+#include "test_ipc_table.c"
 
 /* ---- runner ----------------------------------------------------------- */
 
@@ -2067,6 +2069,7 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 #define X(fn) T(fn),
 	NTLM_TESTS
 	XPRESS_TESTS
+	IPC_TABLE_TESTS
 #undef X
 };
 
