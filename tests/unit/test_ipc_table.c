@@ -12,6 +12,10 @@
 #include "mm.h"
 #include "net.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 /* One well-formed message of a type; req is the id a reply answers. */
 static void sample_build(uint32_t type, uint32_t req, struct ipc_out *o)
 {
@@ -187,7 +191,7 @@ static void on_test_reply(void *ctx, struct ipc_msg *m)
 static uint32_t pending_call(uint32_t reply_type)
 {
 	static char *argv[] = { "x" };
-	static const unsigned char der[] = { 1 };
+	static const unsigned char der[8] = { 1 };
 	struct mm_ntlm_verify q = { .user = "a", .domain = "", .challenge = der, .nt = der,
 	    .nt_len = 1, .remote = "" };
 
@@ -282,7 +286,8 @@ static size_t sample_len(uint32_t type)
 	return n;
 }
 
-/* Refusals are logged, hundreds of them here: keep stderr for the rest. */
+/* Refusals are logged, hundreds of them here: keep stderr for the rest, but
+ * let a sanitizer's report through. */
 static int quiet_fd = -1;
 
 static void quiet(bool on)
@@ -296,8 +301,15 @@ static void quiet(bool on)
 		if (null >= 0 && quiet_fd >= 0)
 			dup2(null, STDERR_FILENO);
 		close_safe(&null);
+#ifdef __SANITIZE_ADDRESS__
+		if (quiet_fd >= 0)
+			__sanitizer_set_report_fd((void *)(intptr_t)quiet_fd);
+#endif
 	} else if (!on && quiet_fd >= 0) {
 		dup2(quiet_fd, STDERR_FILENO);
+#ifdef __SANITIZE_ADDRESS__
+		__sanitizer_set_report_fd((void *)(intptr_t)STDERR_FILENO);
+#endif
 		close_safe(&quiet_fd);
 	}
 }
