@@ -47,6 +47,7 @@ static void usage(FILE *f)
 	    "  shells list                     shells of the running daemon (user, client, resource, age)\n"
 	    "  shells kill SHELLID             end a shell and its processes\n"
 	    "  session-config list             session configurations (sessions.d/)\n"
+	    "  session-config pwsh             the pwsh the PowerShell configurations run\n"
 	    "  session-config show NAME        one configuration, with its effective values\n"
 	    "  session-config register NAME [--command CMD] [--allowed-groups G] [--allowed-users U]\n"
 	    "                 [--run-as USER] [--configuration-file F] [--resource-uri URI] [--disabled]\n"
@@ -285,6 +286,15 @@ static int cmd_listener(int argc, char **argv)
 		conf_free(&c);
 		return 0;
 	}
+	if (argc == 1 && !strcmp(argv[0], "pwsh")) {
+		const char *pwsh = conf_pwsh_path();
+		if (!pwsh) {
+			fprintf(stderr, "winrmctl: pwsh is not installed where winrmd looks for it\n");
+			return 1;
+		}
+		printf("%s\n", pwsh);
+		return 0;
+	}
 	if (argc < 2 || !name_ok(argv[1])) {
 		usage(stderr);
 		return 2;
@@ -457,6 +467,15 @@ static int cmd_session(int argc, char **argv)
 			printf("%-28s %-8s %s\n", c.sessions[i].name,
 			    c.sessions[i].enabled ? "enabled" : "disabled", c.sessions[i].resource_uri);
 		conf_free(&c);
+		return 0;
+	}
+	if (argc == 1 && !strcmp(argv[0], "pwsh")) {
+		const char *pwsh = conf_pwsh_path();
+		if (!pwsh) {
+			fprintf(stderr, "winrmctl: pwsh is not installed where winrmd looks for it\n");
+			return 1;
+		}
+		printf("%s\n", pwsh);
 		return 0;
 	}
 	if (argc < 2 || !name_ok(argv[1])) {

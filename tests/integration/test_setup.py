@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from setup_util import (DISABLE, ENABLE, REPO, WINRMD, NetNS, conf_get, make_root,
+from setup_util import (DISABLE, ENABLE, REPO, WINRMCTL, WINRMD, NetNS, conf_get, make_root,
                         remoting, sh, snapshot, wait_answer)
 
 
@@ -102,21 +102,43 @@ def test_enable_writes_config_certificate_sessions_and_users(root):
     assert re.search(r"^winrm-users:x:\d+:", group, re.M)
 
 
+# Where packages and admins install pwsh (conf.c: conf_pwsh_path), first wins.
+PWSH_PLACES = ("/usr/bin/pwsh", "/usr/local/bin/pwsh", "/opt/microsoft/powershell/7/pwsh",
+               "/snap/bin/pwsh")
+
+
 def test_pwsh_registers_powershell_session_configurations(root, tmp_path):
+    # A pwsh that is only on the caller's PATH is not the one the daemon would
+    # run: enable-remoting registers the installed one, or none.
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "pwsh").write_text("#!/bin/sh\nexit 0\n")
     (bindir / "pwsh").chmod(0o755)
-    enable(root, "--no-firewall", "--no-verify", extra_path=str(bindir))
+    r = enable(root, "--no-firewall", "--no-verify", extra_path=str(bindir))
+    installed = [p for p in PWSH_PLACES if os.access(p, os.X_OK)]
     sess = os.path.join(root, "etc", "winrmd", "sessions.d")
+    if not installed:
+        assert sorted(os.listdir(sess)) == ["cmd.conf"]
+        assert "pwsh not found" in r.stdout + r.stderr
+        return
     assert sorted(os.listdir(sess)) == ["Microsoft.PowerShell.conf", "PowerShell.7.conf", "cmd.conf"]
     for name in ("Microsoft.PowerShell", "PowerShell.7"):
         text = open(os.path.join(sess, name + ".conf")).read()
         assert re.search(r"^Name = %s$" % re.escape(name), text, re.M)
         assert "ResourceURI = http://schemas.microsoft.com/powershell/%s\n" % name in text
         assert "Protocol = psrp" in text
-        assert "Command = %s/pwsh -NoLogo -NoProfile -s\n" % bindir in text
+        assert "Command = %s -NoLogo -NoProfile -s\n" % installed[0] in text
+        assert str(bindir) not in text
         assert "MaxShellsPerUser = 25" in text
+
+
+def test_winrmctl_names_the_pwsh_the_daemon_runs():
+    r = sh([WINRMCTL, "session-config", "pwsh"], check=False)
+    installed = [p for p in PWSH_PLACES if os.access(p, os.X_OK)]
+    if installed:
+        assert (r.returncode, r.stdout) == (0, installed[0] + "\n")
+    else:
+        assert r.returncode == 1 and "not installed" in r.stderr
 
 
 def test_second_run_changes_nothing(root):
