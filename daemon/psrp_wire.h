@@ -17,6 +17,7 @@
 #define PSRP_RUNSPACEPOOL_INIT_DATA 0x0002100Bu
 #define PSRP_PIPELINE_STATE      0x00041006u
 #define PSRP_CREATE_PIPELINE     0x00021006u
+#define PSRP_GET_COMMAND_METADATA 0x0002100Au  /* starts a pipeline too (Enter-PSSession) */
 
 /* One fragment (MS-PSRP 2.2.4): big-endian header, then the blob. */
 struct psrp_fragment {

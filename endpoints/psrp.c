@@ -859,8 +859,9 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 /* ---- Command, Send, Signal -------------------------------------------- */
 
 /*
- * The PSRP pipeline id of the CREATE_PIPELINE in a Command's Arguments, as
- * pwsh writes it in PSGuid (lower case).  The message header is Destination,
+ * The PSRP pipeline id of the message that starts a pipeline in a Command's
+ * Arguments: CREATE_PIPELINE, or GET_COMMAND_METADATA, which Enter-PSSession
+ * and implicit remoting send instead.  As pwsh writes it in PSGuid (lower case).  The message header is Destination,
  * MessageType, RPID, PID; GUIDs are in .NET byte order (the first three
  * fields little-endian).
  */
@@ -874,7 +875,9 @@ static int pipeline_id_of(const char *b64, char out[37])
 	int rc = -EINVAL;
 
 	if (len >= 0 && psrp_fragment_parse(bin, (size_t)len, &f) == 0 && f.start &&
-	    f.blob_len >= PSRP_MESSAGE_HEADER && psrp_msg_type(f.blob, f.blob_len) == PSRP_CREATE_PIPELINE) {
+	    f.blob_len >= PSRP_MESSAGE_HEADER &&
+	    (psrp_msg_type(f.blob, f.blob_len) == PSRP_CREATE_PIPELINE ||
+	     psrp_msg_type(f.blob, f.blob_len) == PSRP_GET_COMMAND_METADATA)) {
 		g = f.blob + 24;
 		snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		    g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6],
@@ -1259,17 +1262,21 @@ void psrp_child_exited(struct shell *sh, int pid, int status)
 		psrp_break(ps, "The PowerShell runspace process ended. ");
 }
 
-void psrp_sweep(struct shell *sh)
+bool psrp_sweep(struct shell *sh)
 {
 	struct psrp *ps = sh->psrp;
+	bool waiting;
 
 	park_check_client(&ps->pool.recv);
+	waiting = ps->pool.recv.call != NULL;
 	for (struct command *c = sh->cmds, *next; c; c = next) {
 		next = c->next;
 		if (!c->pipe)
 			continue;
 		park_check_client(&c->pipe->t.recv);
+		waiting |= c->pipe->t.recv.call != NULL;
 	}
+	return waiting;
 }
 
 /* ---- dispatch --------------------------------------------------------- */

@@ -574,15 +574,17 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 	(void)userdata;
 
 	for (struct shell *sh = shells, *next; sh; sh = next) {
+		bool busy = false;
+
 		next = sh->next;
 		for (struct command *c = sh->cmds; c; c = c->next)
 			park_check_client(&c->recv);
 		if (sh->psrp)
-			psrp_sweep(sh);
+			busy = psrp_sweep(sh);
 		if (sh->opening)
 			continue;
+		/* A parked Receive is a connected client, not idleness (as on Windows). */
 		if (now - sh->active_ms > sh->idle_timeout_ms) {
-			bool busy = false;
 			for (struct command *c = sh->cmds; c; c = c->next)
 				busy |= c->recv.call != NULL;
 			if (!busy) {

@@ -121,7 +121,9 @@ void send_reply(struct wsman_call *c);
 /* psrp.c */
 bool psrp_handles(const struct wsman_call *c);
 void psrp_dispatch(struct wsman_call *c);
-void psrp_sweep(struct shell *sh);
+/* Drops Receives whose client went away; true while one still waits (a
+ * connected client: the shell is not idle). */
+bool psrp_sweep(struct shell *sh);
 void psrp_free(struct shell *sh);
 void psrp_child_exited(struct shell *sh, int pid, int status);
 bool psrp_compressed(const struct shell *sh);

@@ -205,6 +205,8 @@ namespace Winrmd.Client
     {
         private const uint MsgInitRunspacePool = 0x00010004;
         private const uint MsgCreatePipeline = 0x00021006;
+        // Enter-PSSession and implicit remoting start a pipeline with this instead.
+        private const uint MsgGetCommandMetadata = 0x0002100A;
         // Acks are given at once while a target has less than this unsent, so
         // the engine keeps fragmenting while earlier input is on the wire;
         // past it the ack waits for the Send (the engine's own flow control).
@@ -391,7 +393,7 @@ namespace Winrmd.Client
         /// True when the fragments in data end a message of type want: the
         /// first complete message of a target is what Create or Command carries.
         /// </summary>
-        private static bool EndsMessage(Target t, byte[] data, uint want)
+        private static bool EndsMessage(Target t, byte[] data, uint want, uint orWant = 0)
         {
             bool done = false;
             int p = 0;
@@ -402,7 +404,7 @@ namespace Winrmd.Client
                 int blob = p + 21;
                 if ((flags & 1) != 0 && blob + 8 <= data.Length)
                     t.CurType = BitConverter.ToUInt32(data, blob + 4);
-                if ((flags & 2) != 0 && t.CurType == want)
+                if ((flags & 2) != 0 && (t.CurType == want || (orWant != 0 && t.CurType == orWant)))
                     done = true;
                 p = blob + blen;
             }
@@ -420,7 +422,8 @@ namespace Winrmd.Client
                 if (!t.CreateSent)
                 {
                     t.CreateBuf.Write(data, 0, data.Length);
-                    if (EndsMessage(t, data, t.IsPool ? MsgInitRunspacePool : MsgCreatePipeline))
+                    if (t.IsPool ? EndsMessage(t, data, MsgInitRunspacePool)
+                        : EndsMessage(t, data, MsgCreatePipeline, MsgGetCommandMetadata))
                     {
                         t.CreateSent = true;
                         byte[] payload = t.CreateBuf.ToArray();
