@@ -1,0 +1,204 @@
+"""A PSSession's life against real pwsh runspaces: jobs, a runspace killed
+under a running pipeline, 100 MB of output, an interactive Enter-PSSession in
+a terminal, and IdleTimeout with and without a client.
+
+Same client as test_pwsh_psrp.py (PowerShell's own engine over
+tests/pwsh/client); the daemon here also serves a configuration with a short
+IdleTimeoutMs.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from daemon_util import Daemon, stop_and_check
+from psrp_util import session_conf, write_sessions
+from pwsh_util import CLIENT_DLL, CONFIG, DOTNET, MODULE, PWSH_DLL, RUNSPACE_COMMAND, pwsh
+from wsman_util import user_pids, wait_for
+
+IDLE_CONFIG = "Idle.PowerShell"
+IDLE_MS = 4000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    assert os.access(DOTNET, os.X_OK), "%s missing: install the .NET SDK" % DOTNET
+    assert os.path.exists(PWSH_DLL), "pwsh missing at %s (set PWSH_DLL_DIR)" % PWSH_DLL
+    assert os.path.exists(CLIENT_DLL), "client not built: run tests/pwsh/build.sh"
+    assert shutil.which("tmux"), "tmux missing: tests/deps.sh installs it"
+
+
+@pytest.fixture(scope="module")
+def pd(tmp_path_factory, tls_cert, users):
+    d = Daemon(tmp_path_factory.mktemp("winrmd-pwsh-sessions"), *tls_cert)
+    write_sessions(d.conf_path, {
+        CONFIG: session_conf(CONFIG, command=RUNSPACE_COMMAND),
+        IDLE_CONFIG: session_conf(IDLE_CONFIG, command=RUNSPACE_COMMAND, IdleTimeoutMs=IDLE_MS),
+    })
+    d.start()
+    yield d
+    stop_and_check(d)
+
+
+def runspaces(user):
+    """pids of the user's real pwsh runspaces (dotnet pwsh.dll ... -s)."""
+    return user_pids(user.name, lambda argv: PWSH_DLL in argv and "-s" in argv)
+
+
+def test_invoke_command_as_job(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$j = Invoke-Command -Session $s -AsJob { 1..3 | ForEach-Object { $_ * 10 }; Start-Sleep -Seconds 1; 'done' }
+$null = Wait-Job $j -Timeout 60
+"$($j.State)"
+Receive-Job $j
+""")
+    assert r == ["Completed", 10, 20, 30, "done"]
+
+
+def test_runspace_killed_mid_pipeline_faults_the_client(pd, users):
+    # SIGKILL, not an orderly exit: the pipes just close under a running pipeline.
+    r = pwsh(pd, users.admin, r"""
+$rpid = Invoke-Command -Session $s { $PID }
+$j = Invoke-Command -Session $s -AsJob { 'started'; Start-Sleep -Seconds 600 }
+$deadline = (Get-Date).AddSeconds(30)
+while (-not $j.ChildJobs[0].Output.Count -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+$sw = [Diagnostics.Stopwatch]::StartNew()
+Stop-Process -Id $rpid -Force
+$null = Wait-Job $j -Timeout 60
+[pscustomobject]@{
+    state = "$($j.State)"; secs = $sw.Elapsed.TotalSeconds; session = "$($s.State)"
+    got = @(Receive-Job $j -ErrorAction SilentlyContinue | ForEach-Object { "$_" })
+}
+""", timeout=150)[0]
+    assert r["got"] == ["started"]
+    assert r["state"] == "Failed", r
+    assert r["session"] == "Broken", r
+    assert r["secs"] < 15, r
+
+
+def test_100_mb_of_output(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$n = 0; $bytes = 0
+$sw = [Diagnostics.Stopwatch]::StartNew()
+Invoke-Command -Session $s { $line = 'x' * 1MB; 1..100 | ForEach-Object { $line } } |
+    ForEach-Object { $n++; $bytes += $_.Length }
+[pscustomobject]@{ n = $n; bytes = $bytes; secs = $sw.Elapsed.TotalSeconds }
+""", timeout=600)[0]
+    assert (r["n"], r["bytes"]) == (100, 100 * 1024 * 1024)
+    print("100 MB of output in %.1f s" % r["secs"])
+
+
+def test_enter_pssession_in_a_terminal(pd, users, tmp_path):
+    """What an admin does: Enter-PSSession, look at the remote prompt, run
+    $PSVersionTable, exit back to the local prompt; in a real terminal."""
+    u = users.admin
+    tmux = ["tmux", "-L", "winrmd-test-%d" % os.getpid()]
+    setup = tmp_path / "enter.ps1"
+    setup.write_text("""
+Import-Module '%s'
+$cred = [pscredential]::new('%s', (ConvertTo-SecureString '%s' -AsPlainText -Force))
+$s = New-WinrmdSession -Uri '%s' -Credential $cred
+function prompt { 'LOCAL> ' }
+""" % (MODULE, u.name, u.password, pd.https_url))
+    env = dict(os.environ, TERM="xterm", POWERSHELL_TELEMETRY_OPTOUT="1", DOTNET_CLI_TELEMETRY_OPTOUT="1")
+
+    def screen():
+        return subprocess.run(tmux + ["capture-pane", "-p", "-J", "-S", "-200", "-t", "t"],
+                              capture_output=True, text=True, env=env).stdout
+
+    def keys(text):
+        subprocess.run(tmux + ["send-keys", "-t", "t", "-l", text], check=True, env=env)
+        subprocess.run(tmux + ["send-keys", "-t", "t", "Enter"], check=True, env=env)
+
+    subprocess.run(tmux + ["new-session", "-d", "-s", "t", "-x", "200", "-y", "50",
+                           DOTNET, PWSH_DLL, "-NoLogo", "-NoProfile", "-NoExit", "-File", str(setup)],
+                   check=True, env=env)
+    try:
+        assert wait_for(lambda: "LOCAL> " in screen(), 90), "the local prompt"
+        keys("Enter-PSSession -Session $s")
+        # The remote prompt is the session's computer name in brackets.
+        remote = re.compile(r"^\[127\.0\.0\.1\]: PS [^\n]*> ", re.M)
+        assert wait_for(lambda: remote.search(screen()), 60), "the remote prompt"
+        keys("'user=' + [Environment]::UserName; 'version=' + $PSVersionTable.PSVersion")
+        assert wait_for(lambda: "version=7.6.10" in screen(), 60), "$PSVersionTable from the remote end"
+        assert "user=%s" % u.name in screen()
+        keys("exit")
+        assert wait_for(lambda: screen().rstrip().endswith("LOCAL>"), 60), "the local prompt after exit"
+        keys("'state=' + $s.State")
+        assert wait_for(lambda: "state=Opened" in screen(), 30), "the session still open after exit"
+    except AssertionError:
+        print(screen())
+        raise
+    finally:
+        subprocess.run(tmux + ["kill-server"], env=env)
+
+
+def test_idle_timeout_spares_a_connected_client(pd, users):
+    # A client with an open pool keeps a Receive waiting: that is not idleness,
+    # even for longer than IdleTimeoutMs.
+    r = pwsh(pd, users.admin, r"""
+$s2 = New-WinrmdSession -Uri $uri -Credential $cred -ConfigurationName '%s'
+try {
+    $a = Invoke-Command -Session $s2 { 'first' }
+    Start-Sleep -Milliseconds %d
+    $b = Invoke-Command -Session $s2 { 'after idling' }
+    @($a, $b, "$($s2.State)")
+} finally { Remove-PSSession $s2 }
+""" % (IDLE_CONFIG, IDLE_MS * 3), session=False, timeout=120)
+    assert r == ["first", "after idling", "Opened"]
+
+
+def test_idle_timeout_reaps_a_pool_whose_client_went_away(pd, users):
+    u = users.admin
+    before = set(runspaces(u))
+    fd, script = tempfile.mkstemp(suffix=".ps1")
+    os.close(fd)
+    with open(script, "w") as f:
+        f.write("""
+Import-Module '%s'
+$cred = [pscredential]::new('%s', (ConvertTo-SecureString '%s' -AsPlainText -Force))
+$s = New-WinrmdSession -Uri '%s' -Credential $cred -ConfigurationName '%s'
+Invoke-Command -Session $s { 'open' }
+[Console]::Out.Flush()
+Start-Sleep -Seconds 600
+""" % (MODULE, u.name, u.password, pd.https_url, IDLE_CONFIG))
+    client = subprocess.Popen([DOTNET, PWSH_DLL, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", script],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, POWERSHELL_TELEMETRY_OPTOUT="1"))
+    try:
+        assert client.stdout.readline().strip() == "open"
+        new = set(runspaces(u)) - before
+        assert len(new) == 1, new
+        start = len(pd.log())
+        client.send_signal(signal.SIGKILL)     # no Delete, no more Receives
+        client.wait(10)
+        t0 = time.monotonic()
+        assert wait_for(lambda: "shell-idle-timeout" in pd.log()[start:], 60), "the idle pool reaped"
+        assert wait_for(lambda: not (new & set(runspaces(u))), 30), "its runspace process gone"
+        took = time.monotonic() - t0
+        assert took < IDLE_MS / 1000 + 30, took
+    finally:
+        if client.poll() is None:
+            client.kill()
+        os.unlink(script)
+
+
+def test_command_metadata_pipeline_without_command_id(pd, users):
+    # Enter-PSSession and implicit remoting start their pipeline with
+    # GET_COMMAND_METADATA, not CREATE_PIPELINE: the server must find its id
+    # there when the client leaves the CommandId to it.
+    r = pwsh(pd, users.admin, r"""
+$ci = New-WinrmdConnectionInfo -Uri $uri -Credential $cred -NoCommandId
+$s2 = [Winrmd.Client.WinrmdSession]::Open($ci, $Host, $null)
+try {
+    $m = Import-PSSession -Session $s2 -CommandName Get-Date -Prefix Remote -AllowClobber -DisableNameChecking
+    (Get-RemoteDate -Year 2001).Year
+    @(Get-Command Get-RemoteDate).Count
+} finally { Remove-PSSession $s2 }
+""", session=False, timeout=120)
+    assert r == [2001, 1]
