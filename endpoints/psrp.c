@@ -83,6 +83,7 @@ struct target {
 
 struct psrp_pipe {
 	struct target t;
+	struct park closing;            /* a Signal terminate waiting for pwsh's CloseAck */
 };
 
 struct psrp {
@@ -368,6 +369,9 @@ static size_t shell_buffered(const struct psrp *ps)
 
 static void psrp_break(struct psrp *ps, const char *why);
 static void connect_progress(struct psrp *ps);
+static void pipe_closed(struct command *cmd);
+static bool pipe_is_closed(void *owner);
+static void pipe_close_answer(void *owner, struct wsman_call *c);
 
 static void on_packet(struct psrp *ps, char *line, size_t len)
 {
@@ -431,6 +435,10 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 		t->in_flight = false;
 		if (pk.kind == OOP_CLOSE_ACK)
 			t->closed = true;
+		if (t->closed && t->cmd && t->cmd->terminated) {
+			pipe_closed(t->cmd);    /* frees t */
+			break;
+		}
 		pump(t);
 		break;
 	default:
@@ -567,9 +575,14 @@ static void psrp_break(struct psrp *ps, const char *why)
 	log_warn("runspace of shell %s: %s%.*s", ps->sh->id, why, (int)ps->errtext.len,
 	    (char *)ps->errtext.data);
 	park_fail(&ps->pool.recv, SF_PROCESS_FAILED, msg);
-	for (struct command *c = ps->sh->cmds; c; c = c->next)
-		if (c->pipe)
-			park_fail(&c->pipe->t.recv, SF_PROCESS_FAILED, msg);
+	for (struct command *c = ps->sh->cmds, *next; c; c = next) {
+		next = c->next;
+		if (!c->pipe)
+			continue;
+		park_fail(&c->pipe->t.recv, SF_PROCESS_FAILED, msg);
+		if (c->terminated)
+			pipe_closed(c);         /* no CloseAck will come: the pipeline is gone */
+	}
 	if (ps->connect) {
 		struct wsman_call *c = ps->connect;
 		ps->connect = NULL;
@@ -921,6 +934,7 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	cmd->in_fd = cmd->out.fd = cmd->err.fd = -1;
 	cmd->forced_exit = -1;
 	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
+	park_init(&cmd->pipe->closing, cmd->pipe, pipe_is_closed, pipe_close_answer);
 	/*
 	 * pwsh finds the pipeline by the id inside CREATE_PIPELINE, not by the
 	 * WS-Man CommandId; Windows takes it from there too
@@ -1000,13 +1014,54 @@ static void psrp_send(struct wsman_call *c, struct shell *sh)
 	send_reply(c);
 }
 
+static void signal_reply(struct wsman_call *c)
+{
+	struct soap_reply r;
+
+	soap_reply_begin(&r, &c->req, ACT_SIGNAL "Response");
+	soap_w_start(&r, "rsp:SignalResponse");
+	wsman_reply(c, &r);
+}
+
+static bool pipe_is_closed(void *owner)
+{
+	struct psrp_pipe *p = owner;
+
+	return p->t.closed || p->t.ps->broken;
+}
+
+static void pipe_close_answer(void *owner, struct wsman_call *c)
+{
+	struct psrp_pipe *p = owner;
+
+	signal_reply(c);
+	command_free(p->t.cmd);
+}
+
+/* A terminated pipeline is closed in pwsh (or pwsh is gone): answer its Signal, forget it. */
+static void pipe_closed(struct command *cmd)
+{
+	if (cmd->pipe->closing.call)
+		park_wake(&cmd->pipe->closing);
+	else
+		command_free(cmd);
+}
+
+/* shell.c's command_free, for a PowerShell pipeline. */
+void psrp_pipe_free(struct command *cmd)
+{
+	park_fail(&cmd->pipe->closing, SF_COMMAND_NOT_FOUND, NULL);
+	target_clear(&cmd->pipe->t);
+	free(cmd->pipe);
+	cmd->pipe = NULL;
+}
+
 static void psrp_signal(struct wsman_call *c, struct shell *sh)
 {
 	xmlNodePtr sig = soap_child(c->req.body, NS_RSP, "Signal");
 	char cb[SOAP_MAX_ID + 1];
 	const char *cid = soap_attr(sig, "CommandId", cb, sizeof cb);
 	struct command *cmd = command_find(sh, cid);
-	struct soap_reply r;
 	const char *what;
 	char *code;
 
@@ -1025,10 +1080,19 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 			/* PowerShell's stop: the pipeline ends with state Stopped. */
 			queue_simple(&cmd->pipe->t, "Signal");
 		} else if (str_ieq(what, "terminate")) {
-			if (!cmd->pipe->t.closed)
-				queue_simple(&cmd->pipe->t, "Close");
+			/*
+			 * As the PowerShell plug-in does on Windows, answer once the
+			 * pipeline is closed: the client may then reuse its id at
+			 * once (PowerShell.Invoke twice does), and the record goes.
+			 */
+			free(code);
 			park_fail(&cmd->pipe->t.recv, SF_COMMAND_NOT_FOUND, NULL);
+			if (!cmd->terminated && !cmd->pipe->t.closed && !sh->psrp->broken)
+				queue_simple(&cmd->pipe->t, "Close");
 			cmd->terminated = true;
+			park_call(&cmd->pipe->closing, c);
+			park_wake(&cmd->pipe->closing);
+			return;
 		} else {
 			free(code);
 			wsman_fault(c, SF_INVALID_OPTIONS, "The signal code is not supported. ");
@@ -1036,9 +1100,7 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 		}
 	}
 	free(code);
-	soap_reply_begin(&r, &c->req, ACT_SIGNAL "Response");
-	soap_w_start(&r, "rsp:SignalResponse");
-	wsman_reply(c, &r);
+	signal_reply(c);
 }
 
 /* ---- Disconnect, Reconnect, Connect ----------------------------------- */
@@ -1221,11 +1283,8 @@ void psrp_free(struct shell *sh)
 		flush_stdin(ps);
 	}
 	for (struct command *c = sh->cmds; c; c = c->next)
-		if (c->pipe) {
-			target_clear(&c->pipe->t);
-			free(c->pipe);
-			c->pipe = NULL;
-		}
+		if (c->pipe)
+			psrp_pipe_free(c);
 	if (ps->connect) {
 		struct wsman_call *c = ps->connect;
 		ps->connect = NULL;

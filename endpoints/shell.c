@@ -457,7 +457,7 @@ static void spawn_orphan(struct spawn_ctx *sc)
 	sc->cmd = NULL;
 }
 
-static void command_free(struct command *cmd)
+void command_free(struct command *cmd)
 {
 	struct shell *sh = cmd->sh;
 
@@ -477,6 +477,8 @@ static void command_free(struct command *cmd)
 		c->cancel = NULL;
 		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 	}
+	if (cmd->pipe)
+		psrp_pipe_free(cmd);
 	stream_close(&cmd->out);
 	stream_close(&cmd->err);
 	cmd->in_src = sd_event_source_disable_unref(cmd->in_src);

@@ -101,6 +101,8 @@ unsigned count_user_shells(uid_t uid);
 unsigned count_users(void);
 struct shell *shell_lookup(struct wsman_call *c, bool fault);
 struct command *command_find(struct shell *sh, const char *id);
+/* Ends the command (kills a running process) and frees its record. */
+void command_free(struct command *cmd);
 void audit(const struct shell *sh, const struct command *cmd, const char *what, long long exit_code);
 void shell_free(struct shell *sh, const char *why);
 void write_shell(struct soap_reply *r, const struct shell *sh);
@@ -125,6 +127,7 @@ void psrp_dispatch(struct wsman_call *c);
  * connected client: the shell is not idle). */
 bool psrp_sweep(struct shell *sh);
 void psrp_free(struct shell *sh);
+void psrp_pipe_free(struct command *cmd);
 void psrp_child_exited(struct shell *sh, int pid, int status);
 bool psrp_compressed(const struct shell *sh);
 
