@@ -9,6 +9,7 @@ Nothing is mocked: a missing pwsh or client build fails loudly.
 Run: tests/pwsh/build.sh && /usr/bin/python3 -m pytest tests/pwsh -v
 """
 import os
+import time
 
 import pytest
 

@@ -202,3 +202,21 @@ try {
 } finally { Remove-PSSession $s2 }
 """, session=False, timeout=120)
     assert r == [2001, 1]
+
+
+def test_copy_item_to_and_from_session(pd, users):
+    r = pwsh(pd, users.admin, r"""
+$src = Join-Path ([IO.Path]::GetTempPath()) "winrmd-copy-$PID.bin"
+$back = "$src.back"
+$bytes = [byte[]]::new(5MB); [Random]::new(7).NextBytes($bytes)
+[IO.File]::WriteAllBytes($src, $bytes)
+try {
+    $dst = Invoke-Command -Session $s { Join-Path $HOME 'copied.bin' }
+    Copy-Item -Path $src -Destination $dst -ToSession $s
+    $remote = Invoke-Command -Session $s { param($p) (Get-FileHash $p -Algorithm SHA256).Hash; (Get-Item $p).Length } -ArgumentList $dst
+    Copy-Item -Path $dst -Destination $back -FromSession $s
+    Invoke-Command -Session $s { param($p) Remove-Item $p } -ArgumentList $dst
+    @((Get-FileHash $src -Algorithm SHA256).Hash, $remote[0], $remote[1], (Get-FileHash $back -Algorithm SHA256).Hash)
+} finally { Remove-Item $src, $back -ErrorAction SilentlyContinue }
+""", timeout=300)
+    assert r[0] == r[1] == r[3] and r[2] == 5 * 1024 * 1024, r

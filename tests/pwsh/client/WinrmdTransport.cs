@@ -212,6 +212,10 @@ namespace Winrmd.Client
         // past it the ack waits for the Send (the engine's own flow control).
         private const int PendingLimit = 1 << 20;
         private const int SendBatchLimit = 300 * 1024;
+        // A CREATE_PIPELINE larger than this (Copy-Item -ToSession's helper
+        // script) goes as Windows sends it: its first fragments in the
+        // Command's Arguments, the rest in Sends.
+        private const int CommandArgsLimit = 200 * 1024;
 
         private sealed class Target
         {
@@ -423,7 +427,8 @@ namespace Winrmd.Client
                 {
                     t.CreateBuf.Write(data, 0, data.Length);
                     if (t.IsPool ? EndsMessage(t, data, MsgInitRunspacePool)
-                        : EndsMessage(t, data, MsgCreatePipeline, MsgGetCommandMetadata))
+                        : EndsMessage(t, data, MsgCreatePipeline, MsgGetCommandMetadata)
+                          || t.CreateBuf.Length >= CommandArgsLimit)
                     {
                         t.CreateSent = true;
                         byte[] payload = t.CreateBuf.ToArray();
