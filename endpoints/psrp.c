@@ -1273,13 +1273,17 @@ void psrp_free(struct shell *sh)
 
 	if (!ps)
 		return;
-	/* Close pipelines, then the pool, then stdin: pwsh ends; the monitor reaps. */
+	/*
+	 * Close pipelines, then the pool, then stdin: pwsh ends; the monitor reaps.
+	 * Only what the pipe takes now: a runspace that stopped reading (pwsh
+	 * does, while its output waits) must not block the worker, and every
+	 * process of the session ends with it anyway.
+	 */
 	if (ps->in_fd >= 0 && !ps->broken) {
 		for (struct command *c = sh->cmds; c; c = c->next)
 			if (c->pipe && !c->pipe->t.closed)
 				buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", c->pipe->t.guid);
 		buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", POOL_GUID);
-		fd_nonblock(ps->in_fd, false);
 		flush_stdin(ps);
 	}
 	for (struct command *c = sh->cmds; c; c = c->next)

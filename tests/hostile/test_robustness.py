@@ -629,3 +629,38 @@ def test_connection_without_login_closed_after_deadline(target):
     r.read()
     assert t.d.wait_log("no login within %d s, closed" % LOGIN_DEADLINE_S)
     survived(t)
+
+
+# --------------------------------------------------------------------------- runspace that stops reading
+
+PSRP_STUCK = "Stuck.Runspace"
+
+
+def test_delete_of_a_shell_whose_runspace_stopped_reading(target):
+    """A runspace that no longer reads its stdin (pwsh does this when its own
+    output is not being received) with input still queued for it: Delete
+    must not block the worker writing the pool's Close into a full pipe."""
+    from psrp_util import session_conf, write_sessions
+
+    t = target()
+    write_sessions(t.d.conf_path, {PSRP_STUCK: session_conf(PSRP_STUCK, command="/bin/sleep 600")})
+    assert "reload failed" not in t.d.reload(open(t.d.conf_path).read())
+    uri = "http://schemas.microsoft.com/powershell/" + PSRP_STUCK
+    sid = str(uuid.uuid4()).upper()
+    # One PSRP fragment far larger than a pipe holds (64 KiB), as one packet:
+    # most of it stays queued in the worker.
+    blob = struct.pack("<II", 2, 0x00010002) + bytes(32) + os.urandom(300 * 1024)
+    creation = base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
+    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
+            % (sid, creation))
+    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
+                        options={"protocolversion": "2.3"})
+    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})
+    t0 = time.monotonic()
+    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    assert time.monotonic() - t0 < 10
+    assert wait_for(lambda: not pgrep(t.admin.name, ["/bin/sleep", "600"]), 20), "runspace left behind"
+    survived(t)
