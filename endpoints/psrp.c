@@ -355,6 +355,18 @@ static void enqueue_fragment(struct target *t, const struct psrp_fragment *pf)
 	watch_state(t, pf);
 }
 
+/* Output nobody will receive: a terminated pipeline's. */
+static void target_drop_output(struct target *t)
+{
+	while (t->f_head) {
+		struct frag *f = t->f_head;
+		t->f_head = f->next;
+		free(f);
+	}
+	t->f_tail = NULL;
+	t->f_bytes = 0;
+}
+
 static size_t shell_buffered(const struct psrp *ps)
 {
 	size_t n = ps->pool.f_bytes;
@@ -419,7 +431,8 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 				psrp_break(ps, "The runspace process sent a malformed PSRP fragment. ");
 				return;
 			}
-			enqueue_fragment(t, &f);
+			if (!t->cmd || !t->cmd->terminated)    /* nobody will receive it */
+				enqueue_fragment(t, &f);
 			off += f.total_len;
 		}
 		free(bin);
@@ -927,6 +940,20 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		free(args);
 		return;
 	}
+	/*
+	 * pwsh finds the pipeline by the id inside CREATE_PIPELINE, not by the
+	 * WS-Man CommandId; Windows takes it from there too
+	 * (WSManPluginTransportManager.cs), so a client that sends no CommandId,
+	 * or another one, still reaches its pipeline.  That id must name no
+	 * other target: not the pool's (all zeros), not a live pipeline's.
+	 */
+	if (pipeline_id_of(args, pipe_id) < 0 || str_ieq(pipe_id, POOL_GUID))
+		snprintf(pipe_id, sizeof pipe_id, "%s", id);
+	if (target_by_guid(sh->psrp, pipe_id)) {
+		wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
+		free(args);
+		return;
+	}
 	cmd = xcalloc(1, sizeof *cmd);
 	cmd->sh = sh;
 	snprintf(cmd->id, sizeof cmd->id, "%s", id);
@@ -935,14 +962,6 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	cmd->forced_exit = -1;
 	cmd->pipe = xcalloc(1, sizeof *cmd->pipe);
 	park_init(&cmd->pipe->closing, cmd->pipe, pipe_is_closed, pipe_close_answer);
-	/*
-	 * pwsh finds the pipeline by the id inside CREATE_PIPELINE, not by the
-	 * WS-Man CommandId; Windows takes it from there too
-	 * (WSManPluginTransportManager.cs), so a client that sends no CommandId,
-	 * or another one, still reaches its pipeline.
-	 */
-	if (pipeline_id_of(args, pipe_id) < 0)
-		snprintf(pipe_id, sizeof pipe_id, "%s", id);
 	target_init(&cmd->pipe->t, sh->psrp, pipe_id, cmd);
 	if (!account_input(c, &cmd->pipe->t, args)) {
 		target_clear(&cmd->pipe->t);
@@ -1090,6 +1109,13 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 			if (!cmd->terminated && !cmd->pipe->t.closed && !sh->psrp->broken)
 				queue_simple(&cmd->pipe->t, "Close");
 			cmd->terminated = true;
+			/*
+			 * Its unread output goes now and reading resumes: pwsh reads
+			 * no stdin while a write of its blocks, so it could not see
+			 * the Close otherwise.
+			 */
+			target_drop_output(&cmd->pipe->t);
+			resume_reading(sh->psrp);
 			park_call(&cmd->pipe->closing, c);
 			park_wake(&cmd->pipe->closing);
 			return;

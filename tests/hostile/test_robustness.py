@@ -36,6 +36,7 @@ from wsman_util import (ACTION_GET, IDENTIFY_BODY, describe, RESOURCE_CMD_SHELL,
 
 URI_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 ERROR_INVALID_XML = 2150858819
+ERROR_COMMAND_ID_CONFLICT = 2150859222
 WINRMCTL = os.environ.get("WINRMCTL_BIN") or os.path.join(os.path.dirname(WINRMD), "winrmctl")
 
 
@@ -663,4 +664,65 @@ def test_delete_of_a_shell_whose_runspace_stopped_reading(target):
     assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
     assert time.monotonic() - t0 < 10
     assert wait_for(lambda: not pgrep(t.admin.name, ["/bin/sleep", "600"]), 20), "runspace left behind"
+    survived(t)
+
+
+PSRP_BLAST = "Blast.Runspace"
+
+
+def test_terminate_unwedges_a_runspace_whose_output_nobody_reads(target):
+    """A pipeline writes far more than the shell buffers and the client never
+    receives it: the worker stops reading, and the runspace (like pwsh) stops
+    reading stdin while its write blocks.  Signal terminate must still end the
+    pipeline: its unread output is dropped, the runspace gets its Close and
+    acks it, and the pool stays usable."""
+    from psrp_util import session_conf, write_sessions
+
+    t = target()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blast_runspace.py")
+    write_sessions(t.d.conf_path, {PSRP_BLAST: session_conf(PSRP_BLAST, command="/usr/bin/python3 " + script)})
+    assert "reload failed" not in t.d.reload(open(t.d.conf_path).read())
+    uri = "http://schemas.microsoft.com/powershell/" + PSRP_BLAST
+
+    def frag(payload, pid=bytes(16)):
+        blob = struct.pack("<II", 2, 0x00021006) + bytes(16) + pid + payload
+        return base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
+
+    def call(action, body, sid, timeout="PT20S"):
+        xml, mid = envelope(action, uri, body, selectors={"ShellId": sid}, operation_timeout=timeout)
+        return post(t.d.https_url, xml, user=t.admin, timeout=60), mid
+
+    sid = str(uuid.uuid4()).upper()
+    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
+            % (sid, frag(b"pool")))
+    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
+                        options={"protocolversion": "2.3"})
+    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    cid = str(uuid.uuid4()).upper()
+    r, mid = call(ACT_COMMAND, '<rsp:CommandLine CommandId="%s"><rsp:Command/><rsp:Arguments>%s</rsp:Arguments>'
+                  "</rsp:CommandLine>" % (cid, frag(b"pipeline", uuid.uuid4().bytes_le)), sid)
+    assert_ok(r, mid)
+    time.sleep(3)           # the output fills the shell's buffer; the runspace blocks
+    t0 = time.monotonic()
+    r, mid = call(ACT_SIGNAL, '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>'
+                  % (cid, SIGNAL_TERMINATE), sid)
+    assert_ok(r, mid)
+    assert time.monotonic() - t0 < 15
+    # The pool still answers: a second pipeline starts and is terminated the
+    # same way.  Its pipeline id is all zeros, the pool's: the CommandId is used.
+    cid2 = str(uuid.uuid4()).upper()
+    r, mid = call(ACT_COMMAND, '<rsp:CommandLine CommandId="%s"><rsp:Command/><rsp:Arguments>%s</rsp:Arguments>'
+                  "</rsp:CommandLine>" % (cid2, frag(b"again")), sid)
+    assert_ok(r, mid)
+    # A third that names the second's pipeline under another CommandId is refused.
+    r, mid = call(ACT_COMMAND, '<rsp:CommandLine CommandId="%s"><rsp:Command/><rsp:Arguments>%s</rsp:Arguments>'
+                  "</rsp:CommandLine>" % (str(uuid.uuid4()).upper(), frag(b"dup", uuid.UUID(cid2).bytes_le)), sid)
+    assert_fault(r, ERROR_COMMAND_ID_CONFLICT, mid)
+    r, mid = call(ACT_SIGNAL, '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>'
+                  % (cid2, SIGNAL_TERMINATE), sid)
+    assert_ok(r, mid)
+    xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})
+    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
     survived(t)
