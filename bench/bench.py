@@ -15,6 +15,12 @@ figure is reported as a ratio against a reference measured in the same run:
              the worker's Pss (smaps_rollup), per shell.
   psrp       pypsrp RunspacePool on the Test.Runspace session configuration
              (tests/runspace/psrp_runspace.py): Write-Output round trip.
+  pwsh       where PowerShell is installed (NuGet): PowerShell's own client
+             engine (tests/pwsh/client) against real pwsh runspaces over HTTPS:
+             Invoke-Command -Session { 1 } round trip, reference the same
+             script in a local in-process runspace (the floor); Copy-Item
+             -ToSession of 100 MiB, reference scp of the same file over the
+             multiplexed ssh connection.
 
 Servers (winrmd, nginx, sshd) are pinned to the last CPU, every client (wrk,
 the Go client, ssh, python) to the first, when there are at least 2 CPUs.
@@ -22,7 +28,8 @@ the Go client, ssh, python) to the first, when there are at least 2 CPUs.
 Tunables (environment): BENCH_DURATION (s per wrk run, 5), BENCH_RUNS (wrk rounds
 per figure, 5), BENCH_CONNS (wrk connections, 32), BENCH_N (round trips, 30),
 BENCH_STREAM_MB (MiB streamed, 200), BENCH_STREAM_RUNS (3), BENCH_SHELLS (1000),
-BENCH_PERF=1 (perf record the worker during the wrk runs; report in the results dir).
+BENCH_COPY_MB (Copy-Item/scp size, 100), BENCH_PERF=1 (perf record the worker during
+the wrk runs; report in the results dir).
 
 Output: a markdown table on stdout and in <out>/latest.md, the raw figures in
 <out>/latest.json, and the chart <out>/latest.png (gnuplot).
@@ -77,6 +84,9 @@ N_RTT = env_int("BENCH_N", 30)
 STREAM_MB = env_int("BENCH_STREAM_MB", 200)
 STREAM_RUNS = env_int("BENCH_STREAM_RUNS", 3)
 N_SHELLS = env_int("BENCH_SHELLS", 1000)
+COPY_MB = env_int("BENCH_COPY_MB", 100)
+# Where tests/deps.sh installs the PowerShell .NET tool.
+PWSH_DLL_DIR = "/opt/pwsh-7.6.10/.store/powershell/7.6.10/powershell/7.6.10/tools/net10.0/any/unix"
 N_MEM_USERS = 4
 PERF = os.environ.get("BENCH_PERF") == "1"
 GLOBAL_TIMEOUT = env_int("BENCH_TIMEOUT", 900)
@@ -679,6 +689,7 @@ end
                 "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
                 "AuthorizedKeysFile .ssh/authorized_keys", "AllowUsers %s" % u.name, "PermitRootLogin no",
                 "X11Forwarding no", "PrintMotd no", "PrintLastLog no", "UseDNS no", "MaxSessions 50",
+                "Subsystem sftp internal-sftp",     # scp speaks SFTP since OpenSSH 9
                 "LogLevel ERROR"]) + "\n")
         run(["/usr/sbin/sshd", "-t", "-f", conf])
         sshd = self.start_proc("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", conf])
@@ -717,6 +728,14 @@ end
         xs = [x * 1000 for x in timed(["/bin/sh", "-c", "true"], N_RTT)]
         res["local_sh"] = dict(median=median(xs), p95=quantile(xs, 0.95), samples=xs, unit="ms")
         log("local /bin/sh -c true: median %.2f ms", res["local_sh"]["median"])
+        # scp of the file Copy-Item -ToSession sends (bench_pwsh), over the open connection.
+        scp = (["scp", "-q", "-F", "/dev/null", "-i", ckey, "-P", str(port), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=%s" % os.path.join(d, "known_hosts"),
+                "-o", "ControlPath=%s" % cpath, self.copy_src(), "%s:bench-scp.bin" % dest])
+        xs = timed(scp, STREAM_RUNS, warmup=1)
+        res["scp"] = dict(median=median(xs), p95=quantile(xs, 0.95), samples=xs, unit="s",
+                          mib=COPY_MB)
+        log("scp %d MiB: median %.2f s", COPY_MB, res["scp"]["median"])
         nbytes = STREAM_MB * 1024 * 1024
         xs = timed(mux + ["head -c %d /dev/zero" % nbytes], STREAM_RUNS, warmup=1)
         mbs = [nbytes / 1e6 / x for x in xs]
@@ -885,6 +904,75 @@ end
             res["open_ms"], res["median"], res["p95"])
         self.results["psrp"] = res
 
+    # ----------------------------------------------------------- PowerShell (real pwsh)
+
+    def copy_src(self):
+        """COPY_MB of random bytes, readable by the client processes (root)."""
+        path = os.path.join(self.tmp, "copy-src.bin")
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                for _ in range(COPY_MB):
+                    f.write(os.urandom(1024 * 1024))
+        return path
+
+    def bench_pwsh(self):
+        pwsh_dll = os.path.join(os.environ.get("PWSH_DLL_DIR", PWSH_DLL_DIR), "pwsh.dll")
+        module = os.path.join(REPO, "tests", "pwsh", "client", "WinrmdClient.psm1")
+        if not (os.path.exists(pwsh_dll) and os.access("/usr/bin/dotnet", os.X_OK)):
+            log("pwsh: not measured, PowerShell is not installed (it comes from NuGet)")
+            self.results["pwsh"] = None
+            return
+        log("pwsh: PowerShell's client engine against real pwsh runspaces, HTTPS")
+        run(["sh", os.path.join(REPO, "tests", "pwsh", "build.sh")], timeout=600)
+        u = self.user
+        script = os.path.join(self.tmp, "bench-pwsh.ps1")
+        with open(script, "w") as f:
+            f.write(r"""
+$ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'
+Import-Module '%(module)s'
+$cred = [pscredential]::new('%(user)s', (ConvertTo-SecureString '%(password)s' -AsPlainText -Force))
+function Measure-Ms([int] $n, [scriptblock] $f) {
+    foreach ($i in 1..$n) { $t = [Diagnostics.Stopwatch]::StartNew(); $null = & $f; $t.Elapsed.TotalMilliseconds }
+}
+$t = [Diagnostics.Stopwatch]::StartNew()
+$s = New-WinrmdSession -Uri '%(url)s' -Credential $cred -ConfigurationName Microsoft.PowerShell
+$open = $t.Elapsed.TotalMilliseconds
+$null = Measure-Ms 3 { Invoke-Command -Session $s { 1 } }
+$remote = @(Measure-Ms %(n)d { Invoke-Command -Session $s { 1 } })
+$rs = [runspacefactory]::CreateRunspace(); $rs.Open()
+$local1 = { $p = [powershell]::Create(); $p.Runspace = $rs; $null = $p.AddScript('1').Invoke(); $p.Dispose() }
+$null = Measure-Ms 3 $local1
+$local = @(Measure-Ms %(n)d $local1)
+$dst = Invoke-Command -Session $s { Join-Path $HOME 'bench-copy.bin' }
+$copy = foreach ($i in 1..%(runs)d) {
+    $t = [Diagnostics.Stopwatch]::StartNew()
+    Copy-Item -Path '%(src)s' -Destination $dst -ToSession $s
+    $t.Elapsed.TotalSeconds
+}
+Invoke-Command -Session $s { param($p) Remove-Item $p } -ArgumentList $dst
+Remove-PSSession $s
+[Console]::Out.WriteLine((@{ open_ms = $open; remote = $remote; local = $local; copy = @($copy) } |
+    ConvertTo-Json -Compress))
+""" % dict(module=module, user=u.name, password=u.password, url="https://127.0.0.1:%d/wsman" % self.https_port,
+                 n=N_RTT, runs=STREAM_RUNS, src=self.copy_src()))
+        env = dict(os.environ, POWERSHELL_TELEMETRY_OPTOUT="1", DOTNET_CLI_TELEMETRY_OPTOUT="1", NO_COLOR="1")
+        p = subprocess.run(["/usr/bin/dotnet", pwsh_dll, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", script],
+                           capture_output=True, text=True, timeout=1200, env=env)
+        if p.returncode != 0:
+            raise BenchError("pwsh client failed (rc %d): %s" % (p.returncode, (p.stderr or p.stdout)[-2000:]))
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        res = dict(open_ms=r["open_ms"],
+                   remote=dict(median=median(r["remote"]), p95=quantile(r["remote"], 0.95), samples=r["remote"],
+                               unit="ms"),
+                   local=dict(median=median(r["local"]), p95=quantile(r["local"], 0.95), samples=r["local"],
+                              unit="ms"),
+                   copy=dict(median=median(r["copy"]), p95=quantile(r["copy"], 0.95), samples=r["copy"], unit="s",
+                             mib=COPY_MB))
+        log("pwsh: open %.0f ms; Invoke-Command { 1 } median %.2f ms, local runspace %.3f ms; "
+            "Copy-Item -ToSession %d MiB median %.2f s", res["open_ms"], res["remote"]["median"],
+            res["local"]["median"], COPY_MB, res["copy"]["median"])
+        self.results["pwsh"] = res
+
     # ----------------------------------------------------------- machine
 
     def machine(self):
@@ -921,6 +1009,7 @@ end
             self.bench_shell()
             self.bench_ssh()
             self.bench_psrp()
+            self.bench_pwsh()
             self.bench_memory()
             self.stop_daemon()
         finally:

@@ -68,6 +68,21 @@ def _rows(r):
         ]
     else:
         info.append(("PSRP pipeline round trip (pypsrp)", "not measured: pypsrp needs PyPI", "—", None, ""))
+    pw = r.get("pwsh")
+    if pw:
+        info += [
+            ("PowerShell round trip `Invoke-Command -Session { 1 }`, real pwsh runspace, HTTPS",
+             ms(pw["remote"]), "the same script in a local in-process runspace: %.3f ms" % pw["local"]["median"],
+             pw["remote"]["median"] / pw["local"]["median"], "remote ms ÷ local ms (the floor)"),
+            ("`Copy-Item -ToSession` of %d MiB, HTTPS" % pw["copy"]["mib"], "%.2f s" % pw["copy"]["median"],
+             "`scp` of the same file (multiplexed ssh): %.2f s" % ssh["scp"]["median"],
+             pw["copy"]["median"] / ssh["scp"]["median"], "winrmd s ÷ scp s"),
+            ("PSSession open (New-PSSession: Create, pwsh start, pool open)", "%.0f ms" % pw["open_ms"], "—", None,
+             ""),
+        ]
+    elif "pwsh" in r:
+        info.append(("PowerShell round trip and Copy-Item (real pwsh)",
+                     "not measured: PowerShell is not installed (it comes from NuGet)", "—", None, ""))
     if "local_sh" in ssh:       # results from before this figure existed lack it
         info.append(("Floor: `/bin/sh -c true` started locally by the same timer (no network, no daemon)",
                      ms(ssh["local_sh"]), "ssh mux: " + ms(ssh["mux"]),
