@@ -528,8 +528,12 @@ static int on_prepare(sd_event_source *s, void *userdata)
 		if (NET.ls[i]->d && MHD_get_timeout(NET.ls[i]->d, &t) == MHD_YES && t < best)
 			best = t;
 	/* Accuracy 1 µs: the default 250 ms slack would delay every TLS record. */
-	if (!NET.mhd_timer)
-		sd_event_add_time(NET.ev, &NET.mhd_timer, CLOCK_MONOTONIC, ~0ULL, 1, on_mhd_timer, NULL);
+	if (!NET.mhd_timer) {
+		int r = sd_event_add_time(NET.ev, &NET.mhd_timer, CLOCK_MONOTONIC, ~0ULL, 1, on_mhd_timer, NULL);
+		if (r < 0)
+			return log_err_errno(r, "cannot arm libmicrohttpd's timer");
+		sd_event_source_set_description(NET.mhd_timer, "mhd-timer");
+	}
 	if (best == ~0ULL) {
 		sd_event_source_set_enabled(NET.mhd_timer, SD_EVENT_OFF);
 		return 0;
@@ -589,7 +593,8 @@ int http_listener_start(struct net_listener *l)
 		return -EINVAL;
 	r = sd_event_add_io(NET.ev, &l->io, di->epoll_fd, EPOLLIN, on_mhd_io, l);
 	if (r < 0)
-		return r;
+		return log_err_errno(r, "listener %s: cannot watch its sockets", l->name);
+	sd_event_source_set_description(l->io, "listener");
 	sd_event_source_set_prepare(l->io, on_prepare);
 	log_info("listener %s ready (%s)", l->name, conf_transport_name(l->transport));
 	return 0;

@@ -393,6 +393,8 @@ int ipc_chan_new(sd_event *ev, int fd, ipc_msg_fn on_msg, ipc_close_fn on_close,
 	ch->userdata = userdata;
 	ch->rbuf = xmalloc(IPC_MAX_MSG);
 	r = sd_event_add_io(ev, &ch->src, fd, EPOLLIN, chan_io, ch);
+	if (r >= 0)
+		sd_event_source_set_description(ch->src, "ipc");
 	if (r < 0) {
 		free(ch->rbuf);
 		free(ch);

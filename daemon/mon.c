@@ -1048,8 +1048,13 @@ static void worker_exited(int status)
 	if (ran < MON_WORKER_RESTART_MIN_MS)
 		delay = MON_WORKER_RESTART_MIN_MS - ran;
 	log_notice("restarting worker in %llu ms", (unsigned long long)delay);
-	sd_event_add_time_relative(M.ev, &M.restart_timer, CLOCK_MONOTONIC, delay * 1000 + 1, 0,
-	    restart_fire, NULL);
+	if (sd_event_add_time_relative(M.ev, &M.restart_timer, CLOCK_MONOTONIC, delay * 1000 + 1, 0,
+	    restart_fire, NULL) < 0) {
+		log_err("cannot arm the restart timer; restarting the worker now");
+		worker_start();
+		return;
+	}
+	sd_event_source_set_description(M.restart_timer, "worker-restart");
 }
 
 static void send_config(void)
@@ -1453,7 +1458,12 @@ static void control_open(const char *path)
 		close_safe(&control_fd);
 		return;
 	}
-	sd_event_add_io(M.ev, &control_src, control_fd, EPOLLIN, on_control, NULL);
+	if (sd_event_add_io(M.ev, &control_src, control_fd, EPOLLIN, on_control, NULL) < 0) {
+		log_err("control socket %s: cannot watch it", path);
+		close_safe(&control_fd);
+		return;
+	}
+	sd_event_source_set_description(control_src, "control");
 }
 
 /* ---- signals and reaping --------------------------------------------- */
@@ -1566,9 +1576,14 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 		kill(M.worker_pid, SIGTERM);
 	for (size_t i = M.n_sessions; i-- > 0;)
 		session_close(M.sessions[i]);
-	sd_event_add_time_relative(M.ev, &t, CLOCK_MONOTONIC, 5 * 1000000ULL, 0, stop_tick, NULL);
-	sd_event_source_set_floating(t, 1);
-	sd_event_source_unref(t);
+	if (sd_event_add_time_relative(M.ev, &t, CLOCK_MONOTONIC, 5 * 1000000ULL, 0, stop_tick, NULL) < 0) {
+		log_err("cannot arm the stop timer; stopping at once");
+		stop_tick(NULL, 0, NULL);
+	} else {
+		sd_event_source_set_description(t, "stop-grace");
+		sd_event_source_set_floating(t, 1);
+		sd_event_source_unref(t);
+	}
 	if (M.worker_pid == 0 && M.n_children == 0)
 		sd_event_exit(M.ev, 0);
 	return 0;
@@ -1656,11 +1671,13 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 	signal(SIGPIPE, SIG_IGN);
 	if (sd_event_default(&M.ev) < 0)
 		fatal("sd_event_default failed");
-	sd_event_add_signal(M.ev, NULL, SIGCHLD, on_sigchld, NULL);
-	sd_event_add_signal(M.ev, NULL, SIGHUP, on_sighup, NULL);
-	sd_event_add_signal(M.ev, NULL, SIGTERM, on_sigterm, NULL);
-	sd_event_add_signal(M.ev, NULL, SIGINT, on_sigterm, NULL);
-	sd_event_add_time_relative(M.ev, &tick, CLOCK_MONOTONIC, 3 * 1000000ULL, 0, reaper_tick, NULL);
+	if (sd_event_add_signal(M.ev, NULL, SIGCHLD, on_sigchld, NULL) < 0 ||
+	    sd_event_add_signal(M.ev, NULL, SIGHUP, on_sighup, NULL) < 0 ||
+	    sd_event_add_signal(M.ev, NULL, SIGTERM, on_sigterm, NULL) < 0 ||
+	    sd_event_add_signal(M.ev, NULL, SIGINT, on_sigterm, NULL) < 0 ||
+	    sd_event_add_time_relative(M.ev, &tick, CLOCK_MONOTONIC, 3 * 1000000ULL, 0, reaper_tick, NULL) < 0)
+		fatal("cannot set up the monitor's event loop");
+	sd_event_source_set_description(tick, "reaper");
 	sd_event_set_watchdog(M.ev, true);
 	if (ntlm_crypto_init() < 0)
 		log_warn("OpenSSL's legacy provider (MD4, RC4) is missing: NTLM logins will fail");

@@ -290,9 +290,10 @@ int net_main(bool debug)
 	signal(SIGPIPE, SIG_IGN);
 	if (sd_event_new(&NET.ev) < 0)
 		fatal("sd_event_new failed");
-	sd_event_add_signal(NET.ev, NULL, SIGTERM, on_term, NULL);
-	sd_event_add_signal(NET.ev, NULL, SIGINT, on_term, NULL);
-	sd_event_add_signal(NET.ev, NULL, SIGHUP, NULL, NULL);
+	if (sd_event_add_signal(NET.ev, NULL, SIGTERM, on_term, NULL) < 0 ||
+	    sd_event_add_signal(NET.ev, NULL, SIGINT, on_term, NULL) < 0 ||
+	    sd_event_add_signal(NET.ev, NULL, SIGHUP, NULL, NULL) < 0)
+		fatal("cannot set up the worker's event loop");
 	if (ipc_chan_new(NET.ev, WINRMD_WORKER_IPC_FD, on_mon_msg, on_mon_close, NULL, &NET.mon) < 0)
 		fatal("ipc channel");
 	mm_attach(NET.mon);

@@ -126,9 +126,16 @@ static void flush_stdin(struct psrp *ps)
 	}
 	if (ps->in_fd < 0)
 		return;
-	if (ps->wbuf.len && !ps->in_src)
-		sd_event_add_io(NET.ev, &ps->in_src, ps->in_fd, EPOLLOUT, on_stdin, ps);
-	else if (ps->in_src)
+	if (ps->wbuf.len && !ps->in_src) {
+		int r = sd_event_add_io(NET.ev, &ps->in_src, ps->in_fd, EPOLLOUT, on_stdin, ps);
+		if (r < 0) {   /* callers hold targets: no teardown from here */
+			log_err_errno(r, "shell %s: cannot watch the runspace's stdin; input dropped",
+			    ps->sh->id);
+			buf_reset(&ps->wbuf);
+		} else {
+			sd_event_source_set_description(ps->in_src, "runspace-stdin");
+		}
+	} else if (ps->in_src)
 		sd_event_source_set_enabled(ps->in_src, ps->wbuf.len ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
@@ -757,8 +764,15 @@ static void on_spawn(void *data, struct ipc_msg *m)
 	fd_nonblock(ps->in_fd, true);
 	fd_nonblock(ps->out_fd, true);
 	fd_nonblock(ps->err_fd, true);
-	sd_event_add_io(NET.ev, &ps->out_src, ps->out_fd, EPOLLIN, on_out, ps);
-	sd_event_add_io(NET.ev, &ps->err_src, ps->err_fd, EPOLLIN, on_err, ps);
+	if (sd_event_add_io(NET.ev, &ps->out_src, ps->out_fd, EPOLLIN, on_out, ps) < 0 ||
+	    sd_event_add_io(NET.ev, &ps->err_src, ps->err_fd, EPOLLIN, on_err, ps) < 0) {
+		log_err("shell %s: cannot watch the runspace's output", sh->id);
+		shell_free(sh, "shell-refused");
+		wsman_fault(c, SF_INTERNAL_ERROR, "The runspace's output could not be attached. ");
+		return;
+	}
+	sd_event_source_set_description(ps->out_src, "runspace-stdout");
+	sd_event_source_set_description(ps->err_src, "runspace-stderr");
 	/* creationXml is already base64 of SESSION_CAPABILITY + INIT_RUNSPACEPOOL fragments. */
 	queue_data(&ps->pool, false, ps->creation_xml);
 	free(ps->creation_xml);
@@ -1285,8 +1299,9 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	ps->connect = c;
 	c->data = ps;
 	c->cancel = connect_cancel;
-	sd_event_add_time_relative(NET.ev, &ps->connect_timer, CLOCK_MONOTONIC,
-	    PSRP_CONNECT_MS * 1000ULL, 1000, on_connect_timeout, ps);
+	if (sd_event_add_time_relative(NET.ev, &ps->connect_timer, CLOCK_MONOTONIC,
+	    PSRP_CONNECT_MS * 1000ULL, 1000, on_connect_timeout, ps) < 0)
+		log_err("shell %s: no timeout for this Connect", sh->id);
 	queue_data(&ps->pool, false, data);
 	free(data);
 }

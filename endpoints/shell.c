@@ -181,7 +181,7 @@ static int stream_attach(struct command *cmd, struct stream *st, int fd)
 	st->fd = fd;
 	buf_init(&st->data, 0);
 	fd_nonblock(fd, true);
-	return sd_event_add_io(NET.ev, &st->src, fd, EPOLLIN, on_stream, cmd);
+	return sd_event_add_io(NET.ev, &st->src, fd, EPOLLIN, on_stream, cmd);     /* checked by the caller */
 }
 
 static void stream_close(struct stream *st)
@@ -223,9 +223,11 @@ static void stdin_flush(struct command *cmd)
 		buf_consume(&cmd->in, (size_t)n);
 	}
 	if (cmd->in.len && cmd->in_fd >= 0) {
-		if (!cmd->in_src)
-			sd_event_add_io(NET.ev, &cmd->in_src, cmd->in_fd, EPOLLOUT, on_stdin, cmd);
-		else
+		if (!cmd->in_src) {
+			int r = sd_event_add_io(NET.ev, &cmd->in_src, cmd->in_fd, EPOLLOUT, on_stdin, cmd);
+			if (r < 0)      /* the input stays queued; the next Send tries again */
+				log_err_errno(r, "command %s: cannot watch its stdin", cmd->id);
+		} else
 			sd_event_source_set_enabled(cmd->in_src, SD_EVENT_ON);
 	} else if (cmd->in_src) {
 		sd_event_source_set_enabled(cmd->in_src, SD_EVENT_OFF);
@@ -413,8 +415,11 @@ void park_call(struct park *p, struct wsman_call *c)
 	p->call = c;
 	c->data = p;
 	c->cancel = park_cancel;
-	sd_event_add_time_relative(NET.ev, &p->timer, CLOCK_MONOTONIC, c->timeout_ms * 1000ULL,
-	    1000, on_park_timeout, p);
+	if (sd_event_add_time_relative(NET.ev, &p->timer, CLOCK_MONOTONIC, c->timeout_ms * 1000ULL,
+	    1000, on_park_timeout, p) < 0) {
+		log_err("cannot arm a Receive's timeout: answering it now");
+		park_fail(p, SF_TIMED_OUT, NULL);
+	}
 }
 
 /* The sweep: a parked Receive whose client left is dropped now, not at its timeout. */
@@ -604,8 +609,10 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 
 void shell_init(void)
 {
-	sd_event_add_time_relative(NET.ev, &sweep, CLOCK_MONOTONIC, SHELL_SWEEP_MS * 1000ULL, 0,
-	    on_sweep, NULL);
+	if (sd_event_add_time_relative(NET.ev, &sweep, CLOCK_MONOTONIC, SHELL_SWEEP_MS * 1000ULL, 0,
+	    on_sweep, NULL) < 0)
+		fatal("cannot arm the shell sweep");
+	sd_event_source_set_description(sweep, "shell-sweep");
 }
 
 void shell_shutdown(void)
