@@ -286,15 +286,6 @@ static int cmd_listener(int argc, char **argv)
 		conf_free(&c);
 		return 0;
 	}
-	if (argc == 1 && !strcmp(argv[0], "pwsh")) {
-		const char *pwsh = conf_pwsh_path();
-		if (!pwsh) {
-			fprintf(stderr, "winrmctl: pwsh is not installed where winrmd looks for it\n");
-			return 1;
-		}
-		printf("%s\n", pwsh);
-		return 0;
-	}
 	if (argc < 2 || !name_ok(argv[1])) {
 		usage(stderr);
 		return 2;

@@ -288,6 +288,18 @@ static void target_init(struct target *t, struct psrp *ps, const char *guid, str
 	park_init(&t->recv, t, target_has_news, target_answer);
 }
 
+/* Output nobody will receive: a terminated pipeline's, or a cleared target's. */
+static void target_drop_output(struct target *t)
+{
+	while (t->f_head) {
+		struct frag *f = t->f_head;
+		t->f_head = f->next;
+		free(f);
+	}
+	t->f_tail = NULL;
+	t->f_bytes = 0;
+}
+
 static void target_clear(struct target *t)
 {
 	park_fail(&t->recv, SF_COMMAND_NOT_FOUND, NULL);
@@ -298,13 +310,7 @@ static void target_clear(struct target *t)
 		free(p);
 	}
 	t->q_tail = NULL;
-	while (t->f_head) {
-		struct frag *f = t->f_head;
-		t->f_head = f->next;
-		free(f);
-	}
-	t->f_tail = NULL;
-	t->f_bytes = 0;
+	target_drop_output(t);
 	buf_free(&t->state_msg);
 }
 
@@ -360,18 +366,6 @@ static void enqueue_fragment(struct target *t, const struct psrp_fragment *pf)
 	t->f_tail = f;
 	t->f_bytes += f->len;
 	watch_state(t, pf);
-}
-
-/* Output nobody will receive: a terminated pipeline's. */
-static void target_drop_output(struct target *t)
-{
-	while (t->f_head) {
-		struct frag *f = t->f_head;
-		t->f_head = f->next;
-		free(f);
-	}
-	t->f_tail = NULL;
-	t->f_bytes = 0;
 }
 
 static size_t shell_buffered(const struct psrp *ps)

@@ -139,6 +139,8 @@ def test_winrmctl_names_the_pwsh_the_daemon_runs():
         assert (r.returncode, r.stdout) == (0, installed[0] + "\n")
     else:
         assert r.returncode == 1 and "not installed" in r.stderr
+    # Only session-config knows the verb.
+    assert sh([WINRMCTL, "listener", "pwsh"], check=False).returncode == 2
 
 
 def test_second_run_changes_nothing(root):
