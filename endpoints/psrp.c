@@ -895,9 +895,9 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 /*
  * The PSRP pipeline id of the message that starts a pipeline in a Command's
  * Arguments: CREATE_PIPELINE, or GET_COMMAND_METADATA, which Enter-PSSession
- * and implicit remoting send instead.  As pwsh writes it in PSGuid (lower case).  The message header is Destination,
- * MessageType, RPID, PID; GUIDs are in .NET byte order (the first three
- * fields little-endian).
+ * and implicit remoting send instead.  As pwsh writes it in PSGuid (lower
+ * case).  The message header is Destination, MessageType, RPID, PID; GUIDs
+ * are in .NET byte order (the first three fields little-endian).
  */
 static int pipeline_id_of(const char *b64, char out[37])
 {
