@@ -96,7 +96,7 @@ static const struct conf_key conf_keys[] = {
 	{ SEC_SESSION, "Name", KT_STR, SC(name), NULL, 0, 0, NULL },
 	{ SEC_SESSION, "ResourceURI", KT_STR, SC(resource_uri), NULL, 0, 0, NULL },
 	{ SEC_SESSION, "Protocol", KT_ENUM, SC(protocol), "psrp", 0, 0, proto_names },
-	{ SEC_SESSION, "Command", KT_STR, SC(command), "pwsh -NoLogo -NoProfile -s", 0, 0, NULL },
+	{ SEC_SESSION, "Command", KT_STR, SC(command), "pwsh " CONF_PWSH_ARGS, 0, 0, NULL },
 	{ SEC_SESSION, "ConfigurationFile", KT_PATH, SC(configuration_file), "", 0, 0, NULL },
 	{ SEC_SESSION, "AllowedUsers", KT_LIST, SC(allowed_users), NULL, 0, 0, NULL },
 	{ SEC_SESSION, "AllowedGroups", KT_LIST, SC(allowed_groups), NULL, 0, 0, NULL },
@@ -643,7 +643,7 @@ static void add_default_sessions(struct conf *c)
 		sc->name = xstrdup(names[i]);
 		sc->file = xstrdup("(default)");
 		free(sc->command);
-		sc->command = xasprintf("%s -NoLogo -NoProfile -s", found);
+		sc->command = xasprintf("%s " CONF_PWSH_ARGS, found);
 	}
 }
 

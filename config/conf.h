@@ -119,6 +119,13 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* The embedded default: HTTP 127.0.0.1:5985 and HTTPS 127.0.0.1:5986. */
 int conf_load_embedded(struct conf *c);
 const char *conf_pwsh_path(void);
+/*
+ * How a PowerShell configuration runs pwsh.  SSH server mode (-sshs) speaks
+ * the same out-of-process protocol as -s but writes pwsh's own remoting
+ * errors in band, on stdout, so the bridge can tell them from what the
+ * processes pwsh starts write to its stderr.
+ */
+#define CONF_PWSH_ARGS "-NoLogo -NoProfile -sshs"
 /* The embedded default with the sessions.d/ beside path (none if it is
  * missing) and the built-in ones: what winrmctl shows when path does not exist. */
 int conf_load_default(const char *path, struct conf *c, char *err, size_t errlen);

@@ -71,6 +71,7 @@
 #define REPLY_OVERHEAD              2048          /* Receive envelope bytes around the streams */
 #define PSRP_LINE_MAX               (16 * 1024 * 1024)  /* one out-of-process packet */
 #define PSRP_BUFFER_MAX             (32 * 1024 * 1024)  /* output waiting for Receives, per shell */
+#define PSRP_ERROR_TEXT_MAX         400           /* of a runspace's error, in its fault */
 #define PSRP_CONNECT_MS             30000         /* a Connect waits this long for the runspace */
 
 /* Configuration file. */

@@ -3,7 +3,7 @@
  * powershell/<configuration>, bridged to a runspace process speaking
  * PowerShell's out-of-process protocol (worker).
  *
- * Each shell is one runspace process (`pwsh -s`, or the test runspace),
+ * Each shell is one runspace process (`pwsh -sshs`, or the test runspace),
  * started by the monitor from the session configuration's Command as the
  * authenticated user (or its RunAsUser).  WS-Man operations map onto
  * out-of-process packets, one XML element per line on the child's stdin:
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -386,11 +387,40 @@ static void pipe_closed(struct command *cmd);
 static bool pipe_is_closed(void *owner);
 static void pipe_close_answer(void *owner, struct wsman_call *c);
 
+/*
+ * pwsh in SSH server mode (-sshs, the default Command) writes its own
+ * remoting errors to stdout behind this prefix, in band, and leaves stderr
+ * to the processes it starts.  wsmprovhost ends the shell when its plug-in
+ * reports an error; so do we: every waiting client gets the error as a
+ * fault, and the runspace sees end of input.
+ */
+#define RUNSPACE_ERROR_PREFIX "__NamedPipeError__:"
+
+static void runspace_error(struct psrp *ps, const char *text, size_t len)
+{
+	char why[PSRP_ERROR_TEXT_MAX + 64], clean[PSRP_ERROR_TEXT_MAX + 1];
+	size_t n = MIN(len, PSRP_ERROR_TEXT_MAX);
+
+	memcpy(clean, text, n);
+	clean[n] = '\0';
+	log_sanitize(clean, sizeof clean, clean);
+	snprintf(why, sizeof why, "The PowerShell runspace reported an error: %s ", clean);
+	psrp_break(ps, why);
+	ps->in_src = sd_event_source_disable_unref(ps->in_src);
+	close_safe(&ps->in_fd);
+	buf_reset(&ps->wbuf);
+}
+
 static void on_packet(struct psrp *ps, char *line, size_t len)
 {
 	struct oop_packet pk;
 	struct target *t;
 
+	if (len >= strlen(RUNSPACE_ERROR_PREFIX) &&
+	    strncasecmp(line, RUNSPACE_ERROR_PREFIX, strlen(RUNSPACE_ERROR_PREFIX)) == 0) {
+		runspace_error(ps, line + strlen(RUNSPACE_ERROR_PREFIX), len - strlen(RUNSPACE_ERROR_PREFIX));
+		return;
+	}
 	if (oop_parse(line, len, &pk) < 0) {
 		/*
 		 * Not a packet.  pwsh shares its stdout with the processes it starts

@@ -127,7 +127,7 @@ def test_pwsh_registers_powershell_session_configurations(root, tmp_path):
         assert re.search(r"^Name = %s$" % re.escape(name), text, re.M)
         assert "ResourceURI = http://schemas.microsoft.com/powershell/%s\n" % name in text
         assert "Protocol = psrp" in text
-        assert "Command = %s -NoLogo -NoProfile -s\n" % installed[0] in text
+        assert "Command = %s -NoLogo -NoProfile -sshs\n" % installed[0] in text
         assert str(bindir) not in text
         assert "MaxShellsPerUser = 25" in text
 

@@ -16,7 +16,7 @@ PWSH_DLL = os.path.join(PWSH_DIR, "pwsh.dll")
 DOTNET = "/usr/bin/dotnet"
 # The runspace: real pwsh in server mode, started by the monitor as the user.
 # dotnet is found by the monitor in /usr/bin; the pwsh tool's shim would need PATH.
-RUNSPACE_COMMAND = "dotnet %s -NoLogo -NoProfile -s" % PWSH_DLL
+RUNSPACE_COMMAND = "dotnet %s -NoLogo -NoProfile -sshs" % PWSH_DLL
 CONFIG = "Microsoft.PowerShell"
 SCRIPT_TIMEOUT = 120  # every test takes < 15 s; a transport hang must not cost more
 

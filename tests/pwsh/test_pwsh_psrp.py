@@ -268,3 +268,41 @@ $o = Invoke-Command -Session $s {
 """, timeout=120)[0]
     assert r["remote"] == r["local"]
     assert "NonInteractive" in r["read"], r
+
+
+def test_runspace_error_faults_the_client_and_ends_the_shell(pd, users):
+    # A message whose XML is cut short, sent to the pool by a raw Send: pwsh
+    # reports the error ("Remote transport error: ...") and stays alive.  As
+    # wsmprovhost, the bridge must end the shell and fault the waiting Receive,
+    # so the session breaks with pwsh's message instead of hanging on.
+    r = pwsh(pd, users.admin, r"""
+$sid = [Winrmd.Client.WinrmdConnectionInfo]::LastShellId
+$rpid = Invoke-Command -Session $s { $PID }
+# PSRP fragment: object id, fragment id, start|end, length; then the message:
+# destination server, SET_MAX_RUNSPACES, pool id, no pipeline, broken XML.
+$msg = [byte[]](2,0,0,0, 2,0x10,2,0) + [byte[]]::new(32) + [Text.Encoding]::UTF8.GetBytes('<Obj')
+$len = [BitConverter]::GetBytes([int]$msg.Length); [Array]::Reverse($len)
+$frag = [byte[]](0,0,0,0,0,0,0,9, 0,0,0,0,0,0,0,0, 3) + $len + $msg
+$b64 = [Convert]::ToBase64String($frag)
+$body = @"
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header><a:To>$uri</a:To><w:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/powershell/Microsoft.PowerShell</w:ResourceURI><a:ReplyTo><a:Address s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><a:Action s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize><a:MessageID>uuid:$([guid]::NewGuid())</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout><w:SelectorSet><w:Selector Name="ShellId">$sid</w:Selector></w:SelectorSet></s:Header><s:Body><rsp:Send><rsp:Stream Name="stdin">$b64</rsp:Stream></rsp:Send></s:Body></s:Envelope>
+"@
+$sw = [Diagnostics.Stopwatch]::StartNew()
+$resp = Invoke-WebRequest -Uri $uri -Method Post -Body $body -ContentType 'application/soap+xml;charset=UTF-8' `
+    -Credential $cred -Authentication Basic -SkipCertificateCheck -SkipHttpErrorCheck
+while ("$($s.State)" -ne 'Broken' -and $sw.Elapsed.TotalSeconds -lt 30) { Start-Sleep -Milliseconds 100 }
+$secs = $sw.Elapsed.TotalSeconds
+$alive = $true
+for ($i = 0; $i -lt 100 -and $alive; $i++) { $alive = [bool](Get-Process -Id $rpid -ErrorAction SilentlyContinue); if ($alive) { Start-Sleep -Milliseconds 100 } }
+[pscustomobject]@{
+    status = [int]$resp.StatusCode; state = "$($s.State)"; secs = $secs; runspace_alive = $alive
+    reason = "$($s.Runspace.RunspaceStateInfo.Reason.Message)"
+}
+$s = $null   # broken: nothing to remove
+""", timeout=120)[0]
+    assert r["status"] == 200, r
+    assert r["state"] == "Broken", (r, pd.log()[-3000:])
+    assert r["secs"] < 20, r
+    assert "runspace reported an error: Remote transport error: Unexpected end of file" in r["reason"], r
+    assert not r["runspace_alive"], r
+    assert "reported an error" in pd.log()

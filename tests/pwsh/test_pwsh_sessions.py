@@ -46,8 +46,8 @@ def pd(tmp_path_factory, tls_cert, users):
 
 
 def runspaces(user):
-    """pids of the user's real pwsh runspaces (dotnet pwsh.dll ... -s)."""
-    return user_pids(user.name, lambda argv: PWSH_DLL in argv and "-s" in argv)
+    """pids of the user's real pwsh runspaces (dotnet pwsh.dll ... -sshs)."""
+    return user_pids(user.name, lambda argv: PWSH_DLL in argv and "-sshs" in argv)
 
 
 def test_invoke_command_as_job(pd, users):

@@ -94,4 +94,4 @@ def test_embedded_default_serves_powershell_configurations():
     for name in ("Microsoft.PowerShell", "PowerShell.7"):
         section = r.stdout.split("[SessionConfiguration %s]" % name)
         assert len(section) == 2, r.stdout
-        assert "Command = %s -NoLogo -NoProfile -s" % PWSH_LINK in section[1].split("\n[")[0]
+        assert "Command = %s -NoLogo -NoProfile -sshs" % PWSH_LINK in section[1].split("\n[")[0]
