@@ -72,6 +72,8 @@
 #define PSRP_LINE_MAX               (16 * 1024 * 1024)  /* one out-of-process packet */
 #define PSRP_BUFFER_MAX             (32 * 1024 * 1024)  /* output waiting for Receives, per shell */
 #define PSRP_ERROR_TEXT_MAX         400           /* of a runspace's error, in its fault */
+#define PSRP_CLOSE_WAIT_MS          5000          /* a deleted shell's runspace gets this long to close its pool, and then to exit */
+#define PSRP_DRAINS_MAX             256           /* deleted shells waiting for that at once; more end at once */
 #define PSRP_CONNECT_MS             30000         /* a Connect waits this long for the runspace */
 
 /* Configuration file. */

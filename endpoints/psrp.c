@@ -88,7 +88,8 @@ struct psrp_pipe {
 };
 
 struct psrp {
-	struct shell *sh;
+	struct shell *sh;               /* NULL once deleted, while draining */
+	char id[37];                    /* the shell's, for the log after it is gone */
 	int pid;
 	bool spawned, exited, eof, broken;
 	int status;
@@ -105,6 +106,12 @@ struct psrp {
 	char *creation_xml;
 	uint64_t max_in_object, max_in_command;  /* bytes, from the session configuration */
 	unsigned long stray_lines;      /* stdout lines that were not packets */
+	/* After Delete: waiting for pwsh to close the pool and exit (psrp_free). */
+	bool draining, pool_closed;
+	char (*unwinding)[37];          /* pipelines whose final PIPELINE_STATE is still to come */
+	size_t n_unwinding;
+	uint64_t drain_session;
+	sd_event_source *drain_timer;
 };
 
 static size_t shell_buffered(const struct psrp *ps);
@@ -131,7 +138,7 @@ static void flush_stdin(struct psrp *ps)
 		int r = sd_event_add_io(NET.ev, &ps->in_src, ps->in_fd, EPOLLOUT, on_stdin, ps);
 		if (r < 0) {   /* callers hold targets: no teardown from here */
 			log_err_errno(r, "shell %s: cannot watch the runspace's stdin; input dropped",
-			    ps->sh->id);
+			    ps->id);
 			buf_reset(&ps->wbuf);
 		} else {
 			sd_event_source_set_description(ps->in_src, "runspace-stdin");
@@ -382,10 +389,60 @@ static size_t shell_buffered(const struct psrp *ps)
 /* ---- reading the runspace --------------------------------------------- */
 
 static void psrp_break(struct psrp *ps, const char *why);
+static void drain_end(struct psrp *ps);
 static void connect_progress(struct psrp *ps);
 static void pipe_closed(struct command *cmd);
 static bool pipe_is_closed(void *owner);
 static void pipe_close_answer(void *owner, struct wsman_call *c);
+
+/* Did this <Data> line carry a PIPELINE_STATE message? */
+static bool has_pipeline_state(const struct oop_packet *pk)
+{
+	unsigned char *bin = xmalloc(b64_decoded_max(pk->data_len));
+	long n = b64_decode(pk->data, pk->data_len, bin, b64_decoded_max(pk->data_len));
+	struct psrp_fragment f;
+	bool found = false;
+
+	for (size_t off = 0; n > 0 && (size_t)n > off && !found; off += f.total_len) {
+		if (psrp_fragment_parse(bin + off, (size_t)n - off, &f) < 0)
+			break;
+		found = f.start && psrp_msg_type(f.blob, f.blob_len) == PSRP_PIPELINE_STATE;
+	}
+	free(bin);
+	return found;
+}
+
+/*
+ * What a deleted shell's runspace writes (psrp_free): a pipeline's final
+ * state lets the pool's Close go once none is left unwinding; the pool's
+ * CloseAck lets it end.  The rest is dropped.
+ */
+static void drain_packet(struct psrp *ps, const char *line, size_t len)
+{
+	struct oop_packet pk;
+
+	if (oop_parse(line, len, &pk) < 0)
+		return;
+	if (pk.kind == OOP_DATA && ps->n_unwinding) {
+		for (size_t i = 0; i < ps->n_unwinding; i++) {
+			if (!str_ieq(ps->unwinding[i], pk.guid) || !has_pipeline_state(&pk))
+				continue;
+			memcpy(ps->unwinding[i], ps->unwinding[--ps->n_unwinding], sizeof ps->unwinding[i]);
+			if (ps->n_unwinding == 0 && ps->in_fd >= 0) {
+				buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", POOL_GUID);
+				flush_stdin(ps);
+			}
+			break;
+		}
+	} else if (pk.kind == OOP_CLOSE_ACK && str_ieq(pk.guid, POOL_GUID) && !ps->pool_closed) {
+		/* Closed: end of input, and pwsh exits. */
+		ps->pool_closed = true;
+		ps->in_src = sd_event_source_disable_unref(ps->in_src);
+		close_safe(&ps->in_fd);
+		buf_reset(&ps->wbuf);
+		sd_event_source_set_time_relative(ps->drain_timer, PSRP_CLOSE_WAIT_MS * 1000ULL);
+	}
+}
 
 /*
  * pwsh in SSH server mode (-sshs, the default Command) writes its own
@@ -416,6 +473,10 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 	struct oop_packet pk;
 	struct target *t;
 
+	if (ps->draining) {
+		drain_packet(ps, line, len);
+		return;
+	}
 	if (len >= strlen(RUNSPACE_ERROR_PREFIX) &&
 	    strncasecmp(line, RUNSPACE_ERROR_PREFIX, strlen(RUNSPACE_ERROR_PREFIX)) == 0) {
 		runspace_error(ps, line + strlen(RUNSPACE_ERROR_PREFIX), len - strlen(RUNSPACE_ERROR_PREFIX));
@@ -539,6 +600,10 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	n = read(fd, tmp, sizeof tmp);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
+	if (n <= 0 && ps->draining) {
+		drain_end(ps);
+		return 0;
+	}
 	if (n <= 0) {
 		ps->eof = true;
 		ps->out_src = sd_event_source_disable_unref(ps->out_src);
@@ -563,9 +628,11 @@ static int on_out(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		if (ps->line.len)
 			on_packet(ps, buf_str(&ps->line), ps->line.len);
 		buf_reset(&ps->line);
-		if (ps->broken)
+		if (ps->broken || ps->draining)
 			return 0;
 	}
+	if (ps->draining)
+		return 0;
 	if (shell_buffered(ps) > PSRP_BUFFER_MAX) {
 		if (ps->drop_output) {
 			drop_oldest(ps);
@@ -902,6 +969,7 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	sh->output_streams = xstrdup("stdout");
 	ps = sh->psrp = xcalloc(1, sizeof *ps);
 	ps->sh = sh;
+	memcpy(ps->id, sh->id, sizeof ps->id);
 	ps->in_fd = ps->out_fd = ps->err_fd = -1;
 	buf_init(&ps->wbuf, 0);
 	buf_init(&ps->line, PSRP_LINE_MAX);
@@ -1332,23 +1400,86 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 
 /* ---- Delete and teardown ---------------------------------------------- */
 
-void psrp_free(struct shell *sh)
+static unsigned n_draining;     /* deleted shells whose runspace is closing */
+
+static void psrp_release(struct psrp *ps)
+{
+	ps->drain_timer = sd_event_source_disable_unref(ps->drain_timer);
+	ps->in_src = sd_event_source_disable_unref(ps->in_src);
+	ps->out_src = sd_event_source_disable_unref(ps->out_src);
+	ps->err_src = sd_event_source_disable_unref(ps->err_src);
+	close_safe(&ps->in_fd);
+	close_safe(&ps->out_fd);
+	close_safe(&ps->err_fd);
+	buf_free(&ps->wbuf);
+	buf_free(&ps->line);
+	buf_free(&ps->errtext);
+	free(ps->creation_xml);
+	free(ps->unwinding);
+	free(ps);
+}
+
+/* The runspace is gone, or is taking too long: the monitor ends what is left of the session. */
+static void drain_end(struct psrp *ps)
+{
+	n_draining--;
+	mm_session_close(ps->drain_session);
+	psrp_release(ps);
+}
+
+static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct psrp *ps = userdata;
+	(void)s; (void)usec;
+
+	if (ps->pool_closed)
+		log_info("runspace of deleted shell %s closed its pool but did not end within %d ms; ending it",
+		    ps->id, PSRP_CLOSE_WAIT_MS);
+	else
+		log_warn("runspace of deleted shell %s did not ack the pool's Close within %d ms; ending it",
+		    ps->id, PSRP_CLOSE_WAIT_MS);
+	drain_end(ps);
+	return 0;
+}
+
+/*
+ * Delete: Close every pipeline, then the pool, as wsmprovhost closes its
+ * pool; pwsh stops the pipelines (their finally blocks run), closes the
+ * runspaces (PowerShell.Exiting runs) and acks the pool's Close.  pwsh acks
+ * a pipeline's Close before the pipeline has unwound, and a pool closed
+ * meanwhile cuts the unwinding short, so the pool's Close waits for each
+ * running pipeline's final PIPELINE_STATE.  The pool's CloseAck is followed
+ * by end of input, on which pwsh exits; the session, and with it every
+ * process it started, ends when pwsh's stdout closes, or PSRP_CLOSE_WAIT_MS
+ * after the Delete or the ack if the ack or the exit does not come.
+ * Meanwhile the shell is gone for clients, and what pwsh writes is read and
+ * dropped so that it cannot block before the ack.  Only what the pipe takes
+ * is written now: a runspace that stopped reading must not block the worker.
+ * Returns true when the close of sh->session was taken over.
+ */
+bool psrp_free(struct shell *sh)
 {
 	struct psrp *ps = sh->psrp;
+	bool drain = false;
 
 	if (!ps)
-		return;
-	/*
-	 * Close pipelines, then the pool, then stdin: pwsh ends; the monitor reaps.
-	 * Only what the pipe takes now: a runspace that stopped reading (pwsh
-	 * does, while its output waits) must not block the worker, and every
-	 * process of the session ends with it anyway.
-	 */
+		return false;
 	if (ps->in_fd >= 0 && !ps->broken) {
-		for (struct command *c = sh->cmds; c; c = c->next)
-			if (c->pipe && !c->pipe->t.closed)
+		/* Not when the worker is ending: the monitor ends every session then. */
+		drain = ps->out_src && sh->session && n_draining < PSRP_DRAINS_MAX &&
+		    sd_event_get_state(NET.ev) != SD_EVENT_FINISHED;
+		for (struct command *c = sh->cmds; c; c = c->next) {
+			if (!c->pipe)
+				continue;
+			if (!c->pipe->t.closed)
 				buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", c->pipe->t.guid);
-		buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", POOL_GUID);
+			if (drain && !c->pipe->t.final_queued) {
+				ps->unwinding = xrealloc(ps->unwinding, (ps->n_unwinding + 1) * sizeof *ps->unwinding);
+				memcpy(ps->unwinding[ps->n_unwinding++], c->pipe->t.guid, sizeof *ps->unwinding);
+			}
+		}
+		if (!ps->n_unwinding)
+			buf_appendf(&ps->wbuf, "<Close PSGuid='%s' />\n", POOL_GUID);
 		flush_stdin(ps);
 	}
 	for (struct command *c = sh->cmds; c; c = c->next)
@@ -1362,18 +1493,23 @@ void psrp_free(struct shell *sh)
 	}
 	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
 	target_clear(&ps->pool);
-	ps->in_src = sd_event_source_disable_unref(ps->in_src);
-	ps->out_src = sd_event_source_disable_unref(ps->out_src);
-	ps->err_src = sd_event_source_disable_unref(ps->err_src);
-	close_safe(&ps->in_fd);
-	close_safe(&ps->out_fd);
-	close_safe(&ps->err_fd);
-	buf_free(&ps->wbuf);
-	buf_free(&ps->line);
-	buf_free(&ps->errtext);
-	free(ps->creation_xml);
-	free(ps);
 	sh->psrp = NULL;
+	if (drain) {
+		int r = sd_event_add_time_relative(NET.ev, &ps->drain_timer, CLOCK_MONOTONIC,
+		    PSRP_CLOSE_WAIT_MS * 1000ULL, 0, on_drain_timeout, ps);
+		if (r >= 0) {
+			sd_event_source_set_description(ps->drain_timer, "runspace-close");
+			ps->sh = NULL;
+			ps->draining = true;
+			ps->drain_session = sh->session;
+			sd_event_source_set_enabled(ps->out_src, SD_EVENT_ON);
+			n_draining++;
+			return true;
+		}
+		log_warn_errno(r, "shell %s: cannot wait for the runspace's Close; ending it", sh->id);
+	}
+	psrp_release(ps);
+	return false;
 }
 
 void psrp_child_exited(struct shell *sh, int pid, int status)

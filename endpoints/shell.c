@@ -557,7 +557,8 @@ void shell_free(struct shell *sh, const char *why)
 			*pp = sh->next;
 			break;
 		}
-	psrp_free(sh);
+	if (psrp_free(sh))
+		sh->session = 0;
 	while (sh->cmds)
 		command_free(sh->cmds);
 	if (sh->session)

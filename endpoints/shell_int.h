@@ -126,7 +126,7 @@ void psrp_dispatch(struct wsman_call *c);
 /* Drops Receives whose client went away; true while one still waits (a
  * connected client: the shell is not idle). */
 bool psrp_sweep(struct shell *sh);
-void psrp_free(struct shell *sh);
+bool psrp_free(struct shell *sh);   /* true: it closes sh->session when pwsh is done */
 void psrp_pipe_free(struct command *cmd);
 void psrp_child_exited(struct shell *sh, int pid, int status);
 bool psrp_compressed(const struct shell *sh);

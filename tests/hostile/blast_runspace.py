@@ -5,7 +5,9 @@ write blocks (nobody reads its output), it reads nothing either.
 
 Out-of-process packets, one per line (as `pwsh -s`): it acks what it gets;
 a pipeline's first Data makes it write BLAST_MB MiB of output for that
-pipeline, in 1 MiB PSRP fragments, before it reads again; Close is acked.
+pipeline, in 1 MiB PSRP fragments, before it reads again; Close is acked,
+except the pool's with --no-pool-close-ack (a runspace that hangs in its
+close).
 Started by winrmd as a session configuration's Command.
 """
 import base64
@@ -37,6 +39,8 @@ def main():
         if not m:
             continue
         kind, guid = m.groups()
+        if kind == "Close" and guid == POOL and "--no-pool-close-ack" in sys.argv:
+            continue
         if kind in ("Command", "Signal", "Close"):
             packet("<%sAck PSGuid='%s' />" % (kind, guid))
         elif kind == "Data":

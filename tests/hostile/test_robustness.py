@@ -726,3 +726,40 @@ def test_terminate_unwedges_a_runspace_whose_output_nobody_reads(target):
     xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})
     assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
     survived(t)
+
+
+def test_delete_of_a_shell_whose_runspace_never_closes_its_pool(target):
+    """Delete waits for the runspace to ack the pool's Close (so pwsh's
+    finally blocks and exit handlers run), but not for ever: a runspace that
+    never acks is ended after PSRP_CLOSE_WAIT_MS, and nobody waits meanwhile."""
+    from psrp_util import session_conf, write_sessions
+
+    t = target()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blast_runspace.py")
+    name = "Hang.Close"
+    write_sessions(t.d.conf_path, {name: session_conf(name, command="/usr/bin/python3 %s --no-pool-close-ack" % script)})
+    assert "reload failed" not in t.d.reload(open(t.d.conf_path).read())
+    uri = "http://schemas.microsoft.com/powershell/" + name
+    blob = struct.pack("<II", 2, 0x00021006) + bytes(32) + b"pool"
+    creation = base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
+    sid = str(uuid.uuid4()).upper()
+    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
+            % (sid, creation))
+    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
+                        options={"protocolversion": "2.3"})
+    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    alive = lambda: pgrep(t.admin.name, ["/usr/bin/python3", script, "--no-pool-close-ack"])
+    assert wait_for(alive, 20), "runspace not started"
+    xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})
+    t0 = time.monotonic()
+    r = post(t.d.https_url, xml, user=t.admin, timeout=30)
+    assert r.status_code == 200, t.d.log()[-3000:]
+    assert_ok(r, mid)
+    assert time.monotonic() - t0 < 2, "Delete waited for the runspace"
+    assert alive(), "ended before its time to close the pool"
+    assert_serving(t.d, t.admin, t.worker)    # while the runspace hangs in its close
+    assert wait_for(lambda: not alive(), 20), "runspace left behind"
+    assert "did not ack the pool's Close" in t.d.log()
+    survived(t)

@@ -220,3 +220,33 @@ try {
 } finally { Remove-Item $src, $back -ErrorAction SilentlyContinue }
 """, timeout=300)
     assert r[0] == r[1] == r[3] and r[2] == 5 * 1024 * 1024, r
+
+
+def test_remove_pssession_lets_pwsh_close_the_pool(pd, users):
+    # Windows closes the pool in wsmprovhost when the shell is deleted, so the
+    # runspace's PowerShell.Exiting handlers and a stopped pipeline's finally
+    # blocks run before the process ends. The bridge must wait for pwsh's
+    # CloseAck before the session's processes are ended.
+    u = users.admin
+    marks = "/tmp/winrmd-close-%s" % u.name
+    r = pwsh(pd, u, r"""
+$marks = '%s'
+Remove-Item -Force -ErrorAction SilentlyContinue "$marks-exiting", "$marks-finally"
+$rpid = Invoke-Command -Session $s {
+    $null = Register-EngineEvent -SourceIdentifier PowerShell.Exiting -Action { Set-Content -LiteralPath '%s-exiting' 'exiting' }
+    $PID
+}
+$j = Invoke-Command -Session $s -AsJob { try { 'started'; Start-Sleep -Seconds 600 } finally { Set-Content -LiteralPath "$using:marks-finally" 'finally' } }
+$deadline = (Get-Date).AddSeconds(30)
+while (-not $j.ChildJobs[0].Output.Count -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+Remove-PSSession $s; $s = $null
+$deadline = (Get-Date).AddSeconds(20)
+while ((Get-Process -Id $rpid -ErrorAction SilentlyContinue) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+[pscustomobject]@{
+    gone = -not (Get-Process -Id $rpid -ErrorAction SilentlyContinue)
+    exiting = Test-Path "$marks-exiting"; finally = Test-Path "$marks-finally"
+}
+""" % (marks, marks), timeout=150)[0]
+    assert r["gone"], r
+    assert r["finally"], r
+    assert r["exiting"], r
