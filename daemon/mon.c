@@ -814,6 +814,14 @@ static int mon_resolve_program(char **prog)
 	return -ENOENT;
 }
 
+/* Microsoft.PowerShell for http://schemas.microsoft.com/powershell/Microsoft.PowerShell. */
+static const char *session_config_name(const struct mon_session *s)
+{
+	const char *slash = s->resource ? strrchr(s->resource, '/') : NULL;
+
+	return slash ? slash + 1 : "";
+}
+
 static void h_spawn(struct ipc_msg *m)
 {
 	char *argv[SPAWN_MAX_ARGS + 1], *env[SPAWN_MAX_ENV + 1];
@@ -868,8 +876,7 @@ static void h_spawn(struct ipc_msg *m)
 		 * configuration the monitor holds, never from the worker: with
 		 * RunAsUser it runs as another account than the one that logged in.
 		 */
-		static char *const runspace_env[] = { "POWERSHELL_TELEMETRY_OPTOUT=1", NULL };
-		char *rargv[SPAWN_MAX_ARGS + 1];
+		char *rargv[SPAWN_MAX_ARGS + 1], *own_env[4] = { "POWERSHELL_TELEMETRY_OPTOUT=1" };
 		char *words = xstrdup(s->command), *save = NULL;
 		size_t ra = 0;
 		for (char *w = strtok_r(words, " \t", &save); w && ra < SPAWN_MAX_ARGS - 2;
@@ -878,11 +885,19 @@ static void h_spawn(struct ipc_msg *m)
 		if (s->config_file) {
 			rargv[ra++] = "-ConfigurationFile";
 			rargv[ra++] = s->config_file;
+		} else if (mon_pwsh_server_argv(rargv, ra)) {
+			/* $PSSenderInfo as wsmprovhost fills it (mon_spawn.c). */
+			rargv[ra++] = "-Command";
+			rargv[ra++] = (char *)mon_pwsh_sender_script;
+			own_env[1] = xasprintf("WINRMD_CONNECTED_USER=%s", l->user);
+			own_env[2] = xasprintf("WINRMD_CONFIGURATION_NAME=%s", session_config_name(s));
 		}
 		rargv[ra] = NULL;
 		r = ra ? mon_resolve_program(&rargv[0]) : -EINVAL;
 		if (r == 0)
-			r = mon_spawn(s, "", rargv, (char **)runspace_env, 0, &pid, fds);
+			r = mon_spawn(s, "", rargv, NULL, own_env, 0, &pid, fds);
+		free(own_env[1]);
+		free(own_env[2]);
 		if (r == 0)
 			child_add(pid, s);
 		free(rargv[0] != words && ra ? rargv[0] : NULL);
@@ -890,7 +905,7 @@ static void h_spawn(struct ipc_msg *m)
 	} else {
 		unsigned long long mem = (flags & IPC_SPAWN_MEMLIMIT) ?
 		    M.conf.winrs.max_memory_mb * 1024ULL * 1024ULL : 0;
-		r = mon_spawn(s, cwd, argv, env, mem, &pid, fds);
+		r = mon_spawn(s, cwd, argv, env, NULL, mem, &pid, fds);
 		if (r == 0)
 			child_add(pid, s);
 	}

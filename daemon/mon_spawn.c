@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -151,7 +152,8 @@ static _Noreturn void child_fail(const char *what)
 }
 
 static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
-    char **client_env, unsigned long long mem_limit, int in[2], int out[2], int err[2])
+    char **client_env, char *const *own_env, unsigned long long mem_limit, int in[2], int out[2],
+    int err[2])
 {
 	char *env[512];
 	size_t n = 0;
@@ -210,6 +212,8 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 	for (char **e = client_env; e && *e; e++)
 		if (env_name_ok(*e))
 			env_set(env, &n, ARRAY_SIZE(env), *e);
+	for (char *const *e = own_env; e && *e; e++)
+		env_set(env, &n, ARRAY_SIZE(env), *e);
 
 	if (cwd && *cwd) {
 		if (chdir(cwd) < 0)
@@ -226,8 +230,58 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 	child_fail(argv[0]);
 }
 
+/*
+ * pwsh in server mode gives $PSSenderInfo an empty user and no configuration
+ * name (it has no WinRM to ask, OutOfProcServerMediator.cs); wsmprovhost
+ * fills both from WinRM.  A -Command given to pwsh -s/-sshs runs in each
+ * runspace before the client's first pipeline, so this one replaces the
+ * variable from what the monitor put in the environment (never from text it
+ * was given: the values are data, not code).  The client's
+ * ApplicationArguments (its PSVersionTable) are carried over.
+ */
+const char mon_pwsh_sender_script[] =
+	"try { "
+	"$t = [System.Management.Automation.Remoting.PSSenderInfo]; "
+	"$id = [System.Management.Automation.Remoting.PSIdentity]::new('', $true, $env:WINRMD_CONNECTED_USER, $null); "
+	"$n = $t::new([System.Management.Automation.Remoting.PSPrincipal]::new($id, $null), $PSSenderInfo.ConnectionString); "
+	"$t.GetProperty('ApplicationArguments').SetValue($n, $PSSenderInfo.ApplicationArguments); "
+	"$t.GetProperty('ConfigurationName').SetValue($n, $env:WINRMD_CONFIGURATION_NAME); "
+	"Set-Variable -Name PSSenderInfo -Value $n -Scope Global -Option ReadOnly -Force "
+	"} catch { }";
+
+static bool switch_is(const char *arg, const char *name, size_t min)
+{
+	size_t n;
+
+	while (*arg == '-' || *arg == '/')
+		arg++;
+	n = strlen(arg);
+	return n >= min && n <= strlen(name) && strncasecmp(arg, name, n) == 0;
+}
+
+/*
+ * Does this Command run pwsh's server mode with nothing of its own to run?
+ * Then the monitor adds -Command mon_pwsh_sender_script.  pwsh takes
+ * unambiguous prefixes of its switches; -Command must come last.
+ */
+bool mon_pwsh_server_argv(char *const *argv, size_t argc)
+{
+	bool server = false;
+
+	for (size_t i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (switch_is(a, "s", 1) || switch_is(a, "sshs", 4) || switch_is(a, "servermode", 3) ||
+		    switch_is(a, "sshservermode", 2))
+			server = true;
+		else if (switch_is(a, "command", 1) || switch_is(a, "encodedcommand", 1) ||
+		    switch_is(a, "ec", 2) || switch_is(a, "file", 1) || switch_is(a, "configurationfile", 6))
+			return false;
+	}
+	return server;
+}
+
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
-    unsigned long long mem_limit, pid_t *pid, int fds[3])
+    char *const *own_env, unsigned long long mem_limit, pid_t *pid, int fds[3])
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	pid_t p;
@@ -240,7 +294,7 @@ int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client
 	if (p < 0)
 		goto fail;
 	if (p == 0)
-		child(s, cwd, argv, client_env, mem_limit, in, out, err);
+		child(s, cwd, argv, client_env, own_env, mem_limit, in, out, err);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);

@@ -172,16 +172,33 @@ $r
 
 
 def test_pssenderinfo(pd, users):
+    # pwsh -s alone has an empty user and no configuration name; wsmprovhost
+    # fills both from WinRM, and winrmd's monitor does (mon_pwsh_sender_script).
     r = pwsh(pd, users.admin, r"""
 Invoke-Command -Session $s {
     $null -ne $PSSenderInfo
     "$($PSSenderInfo.ApplicationArguments.PSVersionTable.PSVersion)"
+    $PSSenderInfo.UserInfo.Identity.Name
+    $PSSenderInfo.ConnectedUser
+    "$($PSSenderInfo.UserInfo.Identity.IsAuthenticated)"
+    $PSSenderInfo.ConfigurationName
+    # a second runspace of the pool (one per concurrent pipeline) gets it too
 } | ForEach-Object { "$_" }
 "$($PSVersionTable.PSVersion)"
+$pool = New-WinrmdRunspacePool -Uri $uri -Credential $cred -MaxRunspaces 2
+$jobs = foreach ($i in 1..2) {
+    $ps = [powershell]::Create(); $ps.RunspacePool = $pool
+    [void]$ps.AddScript('Start-Sleep -Milliseconds 800; $PSSenderInfo.ConnectedUser')
+    [pscustomobject]@{ ps = $ps; h = $ps.BeginInvoke() }
+}
+foreach ($j in $jobs) { $j.ps.EndInvoke($j.h) | ForEach-Object { "$_" }; $j.ps.Dispose() }
+$pool.Close()
 """)
     assert r[0] == "True"
     # The client's PSVersionTable travelled in INIT_RUNSPACEPOOL's ApplicationArguments.
-    assert r[1] == r[2] and r[1].startswith("7.")
+    assert r[1] == r[6] and r[1].startswith("7.")
+    assert r[2:6] == [users.admin.name, users.admin.name, "True", CONFIG]
+    assert r[7:] == [users.admin.name] * 2
 
 
 def test_start_process_no_new_window_keeps_the_shell(pd, users):

@@ -745,6 +745,39 @@ static void test_uuid(void)
 	}
 }
 
+/* Which Commands get the $PSSenderInfo script: pwsh's server mode with nothing of its own to run. */
+static void test_pwsh_server_argv(void)
+{
+	static const struct { const char *line; bool yes; } cases[] = {
+		{ "/usr/bin/pwsh -NoLogo -NoProfile -sshs", true },
+		{ "/usr/bin/pwsh -NoLogo -NoProfile -s", true },
+		{ "/usr/bin/dotnet /opt/pwsh.dll -nol -nop -SSHServerMode", true },
+		{ "/usr/bin/pwsh -ServerMode", true },
+		{ "/usr/bin/pwsh /s", true },
+		{ "/usr/bin/pwsh -NoLogo", false },
+		{ "/usr/bin/pwsh -sshs -c Get-Date", false },
+		{ "/usr/bin/pwsh -sshs -Command Get-Date", false },
+		{ "/usr/bin/pwsh -sshs -ec AAAA", false },
+		{ "/usr/bin/pwsh -sshs -EncodedCommand AAAA", false },
+		{ "/usr/bin/pwsh -sshs -File /x.ps1", false },
+		{ "/usr/bin/pwsh -sshs -ConfigurationFile /x.pssc", false },
+		{ "/usr/bin/python3 /x/psrp_runspace.py", false },
+		{ "/usr/bin/pwsh", false },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *words = xstrdup(cases[i].line), *argv[16], *save = NULL;
+		size_t n = 0;
+		for (char *w = strtok_r(words, " ", &save); w && n < 16; w = strtok_r(NULL, " ", &save))
+			argv[n++] = w;
+		if (mon_pwsh_server_argv(argv, n) != cases[i].yes) {
+			fprintf(stderr, "  %s\n", cases[i].line);
+			CHECK(false);
+		}
+		free(words);
+	}
+}
+
 static void test_str(void)
 {
 	char a[] = "  \t hello world \r\n", b[] = "", c[] = "   ", d[] = "x";
@@ -2045,6 +2078,7 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_buf),
 	T(test_parse_uint),
 	T(test_uuid),
+	T(test_pwsh_server_argv),
 	T(test_str),
 	T(test_soap_parse_styles),
 	T(test_soap_timeouts),
