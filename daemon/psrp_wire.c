@@ -7,6 +7,8 @@
  * process must not be able to reach libxml2's wider surface this way.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +67,110 @@ int psrp_pipeline_state(const unsigned char *msg, size_t n)
 	if (p >= msg + n || *p < '0' || *p > '9')
 		return -1;
 	return *p - '0';
+}
+
+int psrp_msg_i32(const unsigned char *msg, size_t n, const char *name, int32_t *out)
+{
+	char key[64];
+	const unsigned char *p, *end = msg + n;
+	int64_t v = 0;
+	int kl = snprintf(key, sizeof key, "<I32 N=\"%s\">", name);
+
+	if (kl <= 0 || (size_t)kl >= sizeof key || n <= PSRP_MESSAGE_HEADER)
+		return -EINVAL;
+	p = memmem(msg + PSRP_MESSAGE_HEADER, n - PSRP_MESSAGE_HEADER, key, (size_t)kl);
+	if (!p)
+		return -ENOENT;
+	p += kl;
+	if (p >= end || *p < '0' || *p > '9')
+		return -EINVAL;
+	for (; p < end && *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (*p - '0')) > INT32_MAX)
+			return -EINVAL;
+	if (p >= end || *p != '<')
+		return -EINVAL;
+	*out = (int32_t)v;
+	return 0;
+}
+
+static uint32_t le32_at(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+int psrp_pool_info_parse(const unsigned char *p, size_t n, struct psrp_pool_info *out)
+{
+	struct psrp_fragment f;
+
+	for (size_t off = 0; off < n && psrp_fragment_parse(p + off, n - off, &f) == 0; off += f.total_len) {
+		if (!f.start || !f.end || f.blob_len < PSRP_MESSAGE_HEADER ||
+		    psrp_msg_type(f.blob, f.blob_len) != PSRP_INIT_RUNSPACEPOOL)
+			continue;
+		memcpy(out->rpid, f.blob + 8, 16);
+		if (psrp_msg_i32(f.blob, f.blob_len, "MinRunspaces", &out->min_runspaces) < 0 ||
+		    psrp_msg_i32(f.blob, f.blob_len, "MaxRunspaces", &out->max_runspaces) < 0)
+			return -EINVAL;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int psrp_connect_parse(const unsigned char *p, size_t n, struct psrp_connect_req *out)
+{
+	static const uint32_t want[2] = { PSRP_SESSION_CAPABILITY, PSRP_CONNECT_RUNSPACEPOOL };
+	struct psrp_fragment f[2];
+	size_t off = 0;
+	int r1, r2;
+
+	for (int i = 0; i < 2; i++) {
+		if (off >= n || psrp_fragment_parse(p + off, n - off, &f[i]) < 0 || !f[i].start || !f[i].end ||
+		    f[i].blob_len < PSRP_MESSAGE_HEADER || le32_at(f[i].blob) != PSRP_DEST_SERVER ||
+		    psrp_msg_type(f[i].blob, f[i].blob_len) != want[i])
+			return -EINVAL;
+		off += f[i].total_len;
+	}
+	if (off != n)
+		return -EINVAL;
+	memcpy(out->rpid, f[1].blob + 8, 16);
+	r1 = psrp_msg_i32(f[1].blob, f[1].blob_len, "MinRunspaces", &out->min_runspaces);
+	r2 = psrp_msg_i32(f[1].blob, f[1].blob_len, "MaxRunspaces", &out->max_runspaces);
+	if ((r1 == -EINVAL || r2 == -EINVAL) || (r1 == 0) != (r2 == 0))
+		return -EINVAL;
+	out->sizes = r1 == 0;
+	return 0;
+}
+
+void psrp_put_fragment(struct buf *out, uint64_t object_id, const unsigned char *msg, size_t len)
+{
+	unsigned char h[PSRP_FRAGMENT_HEADER];
+
+	for (int i = 0; i < 8; i++) {
+		h[i] = (unsigned char)(object_id >> (56 - 8 * i));
+		h[8 + i] = 0;                           /* fragment id 0 */
+	}
+	h[16] = 3;                                      /* start and end */
+	for (int i = 0; i < 4; i++)
+		h[17 + i] = (unsigned char)(len >> (24 - 8 * i));
+	buf_append(out, h, sizeof h);
+	buf_append(out, msg, len);
+}
+
+void psrp_put_message(struct buf *out, uint64_t object_id, uint32_t type,
+    const unsigned char rpid[16], const char *xml)
+{
+	size_t xl = strlen(xml);
+	unsigned char *m = xmalloc(PSRP_MESSAGE_HEADER + 3 + xl);
+
+	for (int i = 0; i < 4; i++) {
+		m[i] = (unsigned char)(PSRP_DEST_CLIENT >> (8 * i));
+		m[4 + i] = (unsigned char)(type >> (8 * i));
+	}
+	memcpy(m + 8, rpid, 16);
+	memset(m + 24, 0, 16);                          /* no pipeline */
+	memcpy(m + 40, "\xef\xbb\xbf", 3);              /* UTF-8 BOM, as PowerShell writes */
+	memcpy(m + 43, xml, xl);
+	psrp_put_fragment(out, object_id, m, PSRP_MESSAGE_HEADER + 3 + xl);
+	free(m);
 }
 
 static const struct { const char *name; int kind; } oop_names[] = {

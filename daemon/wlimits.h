@@ -74,7 +74,7 @@
 #define PSRP_ERROR_TEXT_MAX         400           /* of a runspace's error, in its fault */
 #define PSRP_CLOSE_WAIT_MS          5000          /* a deleted shell's runspace gets this long to close its pool, and then to exit */
 #define PSRP_DRAINS_MAX             256           /* deleted shells waiting for that at once; more end at once */
-#define PSRP_CONNECT_MS             30000         /* a Connect waits this long for the runspace */
+#define PSRP_POOL_MSG_MAX           (64 * 1024)   /* pwsh's pool messages kept for Connect */
 
 /* Configuration file. */
 #define CONF_MAX_LINE               4096

@@ -100,8 +100,11 @@ struct psrp {
 	bool compression;
 	bool drop_output;               /* OutputBufferingMode = Drop */
 	bool reading_paused;
-	struct wsman_call *connect;     /* a Connect waiting for RUNSPACEPOOL_INIT_DATA */
-	sd_event_source *connect_timer;
+	/* For Connect from a new client, which pwsh does not answer out of process. */
+	struct psrp_pool_info pool_info;        /* from creationXml */
+	bool have_pool_info;
+	struct buf cap_msg, apd_msg;            /* pwsh's SESSION_CAPABILITY and APPLICATION_PRIVATE_DATA */
+	uint64_t last_obj;                      /* the highest object id pwsh used for the pool */
 	struct wsman_call *create;      /* the Create waiting for the spawn */
 	char *creation_xml;
 	uint64_t max_in_object, max_in_command;  /* bytes, from the session configuration */
@@ -390,10 +393,27 @@ static size_t shell_buffered(const struct psrp *ps)
 
 static void psrp_break(struct psrp *ps, const char *why);
 static void drain_end(struct psrp *ps);
-static void connect_progress(struct psrp *ps);
 static void pipe_closed(struct command *cmd);
 static bool pipe_is_closed(void *owner);
 static void pipe_close_answer(void *owner, struct wsman_call *c);
+
+/*
+ * What Connect from a new client needs of the pool's opening, as wsmprovhost
+ * keeps it: pwsh's SESSION_CAPABILITY and APPLICATION_PRIVATE_DATA (whole in
+ * one fragment, as pwsh sends them), and the object ids it has used.
+ */
+static void remember_pool_message(struct psrp *ps, const struct psrp_fragment *f)
+{
+	uint32_t type = f->start ? psrp_msg_type(f->blob, f->blob_len) : 0;
+	struct buf *keep = type == PSRP_SESSION_CAPABILITY ? &ps->cap_msg :
+	    type == PSRP_APPLICATION_PRIVATE_DATA ? &ps->apd_msg : NULL;
+
+	ps->last_obj = MAX(ps->last_obj, f->object_id);
+	if (keep && f->end && f->blob_len >= PSRP_MESSAGE_HEADER && f->blob_len <= PSRP_POOL_MSG_MAX) {
+		buf_reset(keep);
+		buf_append(keep, f->blob, f->blob_len);
+	}
+}
 
 /* Did this <Data> line carry a PIPELINE_STATE message? */
 static bool has_pipeline_state(const struct oop_packet *pk)
@@ -523,13 +543,13 @@ static void on_packet(struct psrp *ps, char *line, size_t len)
 				psrp_break(ps, "The runspace process sent a malformed PSRP fragment. ");
 				return;
 			}
+			if (t == &ps->pool)
+				remember_pool_message(ps, &f);
 			if (!t->cmd || !t->cmd->terminated)    /* nobody will receive it */
 				enqueue_fragment(t, &f);
 			off += f.total_len;
 		}
 		free(bin);
-		if (t == &ps->pool && ps->connect)
-			connect_progress(ps);
 		park_wake(&t->recv);
 		break;
 	}
@@ -693,13 +713,6 @@ static void psrp_break(struct psrp *ps, const char *why)
 		park_fail(&c->pipe->t.recv, SF_PROCESS_FAILED, msg);
 		if (c->terminated)
 			pipe_closed(c);         /* no CloseAck will come: the pipeline is gone */
-	}
-	if (ps->connect) {
-		struct wsman_call *c = ps->connect;
-		ps->connect = NULL;
-		ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
-		c->cancel = NULL;
-		wsman_fault(c, SF_PROCESS_FAILED, msg);
 	}
 }
 
@@ -911,6 +924,8 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	struct psrp *ps;
 	xmlNodePtr cx;
 	char *creation;
+	struct psrp_pool_info info = { 0 };
+	bool have_info;
 
 	if (!ver) {
 		wsman_fault(c, SF_PROTOCOL_VERSION_MISSING, NULL);
@@ -934,6 +949,7 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 		size_t n = strlen(creation);
 		unsigned char *tmp = xmalloc(b64_decoded_max(n) + 1);
 		long dl = b64_decode(creation, n, tmp, b64_decoded_max(n));
+		have_info = dl > 0 && psrp_pool_info_parse(tmp, (size_t)dl, &info) == 0;
 		free(tmp);
 		if (dl <= 0) {
 			free(creation);
@@ -971,6 +987,10 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	ps->sh = sh;
 	memcpy(ps->id, sh->id, sizeof ps->id);
 	ps->in_fd = ps->out_fd = ps->err_fd = -1;
+	ps->pool_info = info;
+	ps->have_pool_info = have_info;
+	buf_init(&ps->cap_msg, 0);
+	buf_init(&ps->apd_msg, 0);
 	buf_init(&ps->wbuf, 0);
 	buf_init(&ps->line, PSRP_LINE_MAX);
 	buf_init(&ps->errtext, 0);
@@ -1266,94 +1286,41 @@ static void psrp_reconnect(struct wsman_call *c, struct shell *sh)
 	empty_reply(c, ACT_RECONNECT "Response", "rsp:ReconnectResponse");
 }
 
+/* A message of ours joins the pool's output in a fragment of its own, as pwsh's do. */
+static void enqueue_message(struct psrp *ps, const void *msg, size_t len)
+{
+	struct buf b;
+	struct psrp_fragment f;
+
+	buf_init(&b, 0);
+	psrp_put_fragment(&b, ++ps->last_obj, msg, len);
+	if (psrp_fragment_parse(b.data, b.len, &f) == 0)
+		enqueue_fragment(&ps->pool, &f);
+	buf_free(&b);
+}
+
 /*
- * Connect from a new client: the connectXml (SESSION_CAPABILITY and
- * CONNECT_RUNSPACEPOOL) goes to the runspace, and its answer up to
- * RUNSPACEPOOL_INIT_DATA becomes the connectResponseXml; what follows waits
- * for the client's Receive.
+ * Connect from a new client (Receive-PSSession, Connect-PSSession from
+ * another process).  pwsh answers CONNECT_RUNSPACEPOOL only on its WinRM
+ * plug-in path, so the bridge answers as wsmprovhost does
+ * (ServerRemoteSession.ExecuteConnect), from what the pool was opened with:
+ * connectResponseXml is the server's SESSION_CAPABILITY and
+ * RUNSPACEPOOL_INIT_DATA; APPLICATION_PRIVATE_DATA, which the client waits
+ * for before the pool is Opened, and the Opened state follow on the pool's
+ * output.  Nothing reaches pwsh; the pipelines go on as they were.
  */
-static void connect_progress(struct psrp *ps)
-{
-	struct wsman_call *c = ps->connect;
-	struct soap_reply r;
-	struct buf frags;
-	struct frag *f;
-	char *b64;
-	bool found = false;
-
-	for (f = ps->pool.f_head; f && !found; f = f->next)
-		found = f->msg_type == PSRP_RUNSPACEPOOL_INIT_DATA;
-	if (!found)
-		return;
-	/* Take fragments through the end of the INIT_DATA object. */
-	uint64_t init_obj = 0;
-	for (f = ps->pool.f_head; f; f = f->next)
-		if (f->msg_type == PSRP_RUNSPACEPOOL_INIT_DATA) {
-			init_obj = f->object_id;
-			break;
-		}
-	buf_init(&frags, 0);
-	while ((f = ps->pool.f_head)) {
-		bool last = f->object_id == init_obj && f->end;
-		buf_append(&frags, f->data, f->len);
-		ps->pool.f_head = f->next;
-		if (!ps->pool.f_head)
-			ps->pool.f_tail = NULL;
-		ps->pool.f_bytes -= f->len;
-		free(f);
-		if (last)
-			break;
-	}
-	ps->connect = NULL;
-	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
-	c->cancel = NULL;
-	ps->sh->disconnected = false;
-	b64 = b64_encode(frags.data, frags.len);
-	buf_free(&frags);
-	soap_reply_begin(&r, &c->req, ACT_CONNECT "Response");
-	soap_w_start(&r, "rsp:ConnectResponse");
-	soap_w_start(&r, "pwsh:connectResponseXml");
-	soap_w_attr(&r, "xmlns:pwsh", NS_PSH);
-	soap_w_text(&r, b64);
-	free(b64);
-	audit(ps->sh, NULL, "shell-connected", -1);
-	wsman_reply(c, &r);
-}
-
-static int on_connect_timeout(sd_event_source *s, uint64_t usec, void *userdata)
-{
-	struct psrp *ps = userdata;
-	struct wsman_call *c = ps->connect;
-	(void)s; (void)usec;
-
-	ps->connect = NULL;
-	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
-	if (c) {
-		c->cancel = NULL;
-		wsman_fault(c, SF_PROCESS_FAILED,
-		    "The runspace did not answer the connection request; it may not support Connect. ");
-	}
-	return 0;
-}
-
-static void connect_cancel(struct wsman_call *c)
-{
-	struct psrp *ps = c->data;
-
-	if (ps->connect == c) {
-		ps->connect = NULL;
-		ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
-	}
-	wsman_fault(c, SF_TIMED_OUT, NULL);
-}
-
 static void psrp_connect(struct wsman_call *c, struct shell *sh)
 {
 	xmlNodePtr con = soap_child(c->req.body, NS_RSP, "Connect");
 	xmlNodePtr cx = con ? soap_child(con, NS_PSH, "connectXml") : NULL;
-	char cb[SOAP_MAX_ID + 1];
+	char cb[SOAP_MAX_ID + 1], xml[160];
 	struct psrp *ps = sh->psrp;
-	char *data;
+	struct psrp_connect_req cr;
+	struct soap_reply r;
+	struct buf out, state;
+	unsigned char *bin;
+	char *data, *b64;
+	long n;
 
 	if (!con) {
 		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no Connect element. ");
@@ -1369,33 +1336,66 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 		empty_reply(c, ACT_CONNECT "Response", "rsp:ConnectResponse");
 		return;
 	}
-	if (!cx || ps->connect) {
-		wsman_fault(c, cx ? SF_SHELL_OTHER_CLIENT : SF_SCHEMA_VALIDATION,
-		    "The request has no connectXml. ");
+	if (!cx) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no connectXml. ");
 		return;
 	}
 	data = soap_text(cx);
-	if (psrp_b64_compact(data) < 0 || !*data) {
-		free(data);
-		wsman_fault(c, SF_SCHEMA_VALIDATION, "connectXml is empty or not base64. ");
+	n = psrp_b64_compact(data) < 0 ? -1 : (long)strlen(data);
+	bin = xmalloc(b64_decoded_max((size_t)MAX(n, 0)) + 1);
+	if (n > 0)
+		n = b64_decode(data, (size_t)n, bin, b64_decoded_max((size_t)n));
+	free(data);
+	if (n <= 0 || psrp_connect_parse(bin, (size_t)n, &cr) < 0) {
+		free(bin);
+		wsman_fault(c, SF_SCHEMA_VALIDATION,
+		    "connectXml must hold SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL, each in one fragment. ");
+		return;
+	}
+	free(bin);
+	if (!ps->have_pool_info || memcmp(cr.rpid, ps->pool_info.rpid, sizeof cr.rpid) != 0) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION, "CONNECT_RUNSPACEPOOL names another runspace pool. ");
+		return;
+	}
+	/* As ExecuteConnect: a pool is not resized on Connect. */
+	if (cr.sizes && cr.min_runspaces != ps->pool_info.min_runspaces &&
+	    cr.max_runspaces != ps->pool_info.max_runspaces) {
+		wsman_fault(c, SF_SCHEMA_VALIDATION,
+		    "CONNECT_RUNSPACEPOOL asks for other MinRunspaces and MaxRunspaces than the pool has. ");
+		return;
+	}
+	if (ps->broken || !ps->cap_msg.len || !ps->apd_msg.len) {
+		wsman_fault(c, SF_PROCESS_FAILED, "The runspace pool is not open. ");
 		return;
 	}
 	/* Output the old client never collected belongs to the old client. */
-	while (ps->pool.f_head) {
-		struct frag *f = ps->pool.f_head;
-		ps->pool.f_head = f->next;
-		free(f);
-	}
-	ps->pool.f_tail = NULL;
-	ps->pool.f_bytes = 0;
-	ps->connect = c;
-	c->data = ps;
-	c->cancel = connect_cancel;
-	if (sd_event_add_time_relative(NET.ev, &ps->connect_timer, CLOCK_MONOTONIC,
-	    PSRP_CONNECT_MS * 1000ULL, 1000, on_connect_timeout, ps) < 0)
-		log_err("shell %s: no timeout for this Connect", sh->id);
-	queue_data(&ps->pool, false, data);
-	free(data);
+	target_drop_output(&ps->pool);
+	buf_init(&out, 0);
+	buf_init(&state, 0);
+	/* pwsh's own capability, now naming the pool as ExecuteConnect's does. */
+	memcpy((unsigned char *)ps->cap_msg.data + 8, ps->pool_info.rpid, 16);
+	psrp_put_fragment(&out, ++ps->last_obj, ps->cap_msg.data, ps->cap_msg.len);
+	snprintf(xml, sizeof xml, "<Obj RefId=\"0\"><MS><I32 N=\"MinRunspaces\">%d</I32>"
+	    "<I32 N=\"MaxRunspaces\">%d</I32></MS></Obj>",
+	    (int)ps->pool_info.min_runspaces, (int)ps->pool_info.max_runspaces);
+	psrp_put_message(&out, ++ps->last_obj, PSRP_RUNSPACEPOOL_INIT_DATA, ps->pool_info.rpid, xml);
+	enqueue_message(ps, ps->apd_msg.data, ps->apd_msg.len);
+	psrp_put_message(&state, 0, PSRP_RUNSPACEPOOL_STATE, ps->pool_info.rpid,
+	    "<Obj RefId=\"0\"><MS><I32 N=\"RunspaceState\">2</I32></MS></Obj>");
+	enqueue_message(ps, state.data + PSRP_FRAGMENT_HEADER, state.len - PSRP_FRAGMENT_HEADER);
+	buf_free(&state);
+	sh->disconnected = false;
+	b64 = b64_encode(out.data, out.len);
+	buf_free(&out);
+	soap_reply_begin(&r, &c->req, ACT_CONNECT "Response");
+	soap_w_start(&r, "rsp:ConnectResponse");
+	soap_w_start(&r, "pwsh:connectResponseXml");
+	soap_w_attr(&r, "xmlns:pwsh", NS_PSH);
+	soap_w_text(&r, b64);
+	free(b64);
+	audit(sh, NULL, "shell-connected", -1);
+	wsman_reply(c, &r);
+	park_wake(&ps->pool.recv);
 }
 
 /* ---- Delete and teardown ---------------------------------------------- */
@@ -1414,6 +1414,8 @@ static void psrp_release(struct psrp *ps)
 	buf_free(&ps->wbuf);
 	buf_free(&ps->line);
 	buf_free(&ps->errtext);
+	buf_free(&ps->cap_msg);
+	buf_free(&ps->apd_msg);
 	free(ps->creation_xml);
 	free(ps->unwinding);
 	free(ps);
@@ -1485,13 +1487,6 @@ bool psrp_free(struct shell *sh)
 	for (struct command *c = sh->cmds; c; c = c->next)
 		if (c->pipe)
 			psrp_pipe_free(c);
-	if (ps->connect) {
-		struct wsman_call *c = ps->connect;
-		ps->connect = NULL;
-		c->cancel = NULL;
-		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
-	}
-	ps->connect_timer = sd_event_source_disable_unref(ps->connect_timer);
 	target_clear(&ps->pool);
 	sh->psrp = NULL;
 	if (drain) {

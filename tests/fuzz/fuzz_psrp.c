@@ -23,8 +23,23 @@ static void fuzz_fragments(const unsigned char *p, size_t n)
 			abort();
 		(void)psrp_msg_type(f.blob, f.blob_len);
 		(void)psrp_pipeline_state(f.blob, f.blob_len);
+		int32_t v;
+		if (psrp_msg_i32(f.blob, f.blob_len, "MinRunspaces", &v) == 0 && v < 0)
+			abort();
 		off += f.total_len;
 	}
+}
+
+/* What a creationXml and a connectXml decode to: whole fragments, or refused. */
+static void fuzz_pool_messages(const unsigned char *p, size_t n)
+{
+	struct psrp_pool_info pi;
+	struct psrp_connect_req cr;
+
+	if (psrp_pool_info_parse(p, n, &pi) == 0 && (pi.min_runspaces < 0 || pi.max_runspaces < 0))
+		abort();
+	if (psrp_connect_parse(p, n, &cr) == 0 && cr.sizes && (cr.min_runspaces < 0 || cr.max_runspaces < 0))
+		abort();
 }
 
 static void fuzz_packet(const unsigned char *p, size_t n)
@@ -64,9 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: fuzz_fragments(data + 1, size - 1); break;
 	case 1: fuzz_packet(data + 1, size - 1); break;
+	case 3: fuzz_pool_messages(data + 1, size - 1); break;
 	default: fuzz_b64(data + 1, size - 1); break;
 	}
 	return 0;

@@ -6,20 +6,24 @@ Same client as test_pwsh_psrp.py (PowerShell's own engine over
 tests/pwsh/client); the daemon here also serves a configuration with a short
 IdleTimeoutMs.
 """
+import base64
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
+import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from daemon_util import Daemon, stop_and_check
 from psrp_util import session_conf, write_sessions
 from pwsh_util import CLIENT_DLL, CONFIG, DOTNET, MODULE, PWSH_DLL, RUNSPACE_COMMAND, pwsh
-from wsman_util import user_pids, wait_for
+from wsman_util import NS, assert_ok, envelope, post, user_pids, wait_for
 
 IDLE_CONFIG = "Idle.PowerShell"
 IDLE_MS = 4000
@@ -250,3 +254,136 @@ while ((Get-Process -Id $rpid -ErrorAction SilentlyContinue) -and (Get-Date) -lt
     assert r["gone"], r
     assert r["finally"], r
     assert r["exiting"], r
+
+
+# ---- Connect from a second client ------------------------------------------
+
+PSH_NS = "http://schemas.microsoft.com/powershell"
+SHELL_ACT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+CAPABILITY = (b'<Obj RefId="0"><MS><Version N="protocolversion">2.3</Version><Version N="PSVersion">2.0</Version>'
+              b'<Version N="SerializationVersion">1.1.0.1</Version></MS></Obj>')
+
+
+def psrp_frag(obj, mtype, rpid, body):
+    msg = struct.pack("<II", 2, mtype) + rpid + bytes(16) + body
+    return struct.pack(">QQBI", obj, 0, 3, len(msg)) + msg
+
+
+def psrp_messages(data):
+    """[(destination, type, rpid, text)] of whole fragments."""
+    out, off = [], 0
+    while off < len(data):
+        obj, fid, flags, n = struct.unpack(">QQBI", data[off:off + 21])
+        blob = data[off + 21:off + 21 + n]
+        assert flags & 1, "a message split over fragments: %r" % blob[:80]
+        dest, mtype = struct.unpack("<II", blob[:8])
+        out.append((dest, mtype, blob[8:24], blob[40:].decode("utf-8-sig", "replace")))
+        off += 21 + n
+    return out
+
+
+def received(resp):
+    root = ET.fromstring(resp.content)
+    streams = root.iter("{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}Stream")
+    data = b"".join(base64.b64decode(s.text) for s in streams if s.text)
+    state = root.find(".//{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}CommandState")
+    return psrp_messages(data), state is not None and state.get("State", "").endswith("/Done")
+
+
+def test_connect_from_a_second_client_receives_output_made_while_disconnected(pd, users):
+    """Receive-PSSession / Connect-PSSession from another process: the first
+    client (PowerShell's engine) starts a pipeline and dies; the shell is
+    disconnected while real pwsh keeps producing output; a second client
+    connects with SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL, which winrmd
+    answers as wsmprovhost does (pwsh cannot out of process), attaches to the
+    pipeline and receives the rest of its output and its end."""
+    u = users.admin
+    uri = "http://schemas.microsoft.com/powershell/" + CONFIG
+    script = tempfile.NamedTemporaryFile("w", suffix=".ps1", delete=False)
+    script.write("""
+$ErrorActionPreference = 'Stop'
+Import-Module '%s'
+$cred = [pscredential]::new('%s', (ConvertTo-SecureString '%s' -AsPlainText -Force))
+$s = New-WinrmdSession -Uri '%s' -Credential $cred -ConfigurationName '%s'
+$j = Invoke-Command -Session $s -AsJob { foreach ($i in 1..40) { "tick $i"; Start-Sleep -Milliseconds 250 } }
+while (-not $j.ChildJobs[0].Output.Count) { Start-Sleep -Milliseconds 50 }
+'READY ' + [Winrmd.Client.WinrmdConnectionInfo]::LastShellId
+Start-Sleep -Seconds 600
+""" % (MODULE, u.name, u.password, pd.https_url, CONFIG))
+    script.close()
+    env = dict(os.environ, POWERSHELL_TELEMETRY_OPTOUT="1", DOTNET_CLI_TELEMETRY_OPTOUT="1")
+    a = subprocess.Popen([DOTNET, PWSH_DLL, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", script.name],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        line = ""
+        t0 = time.monotonic()
+        while not line.startswith("READY") and time.monotonic() - t0 < 90:
+            line = a.stdout.readline()
+            assert line or a.poll() is None, "client A ended: %s" % a.stdout.read()
+        sid = line.split()[1]
+    finally:
+        a.kill()
+        a.wait()
+        os.unlink(script.name)
+
+    def call(action, body="", timeout="PT20S", **kw):
+        xml, mid = envelope(action, uri, body, selectors={"ShellId": sid}, operation_timeout=timeout, **kw)
+        return post(pd.https_url, xml, user=u, timeout=60), mid
+
+    r, mid = call(SHELL_ACT + "Disconnect", "<rsp:Disconnect/>")
+    assert_ok(r, mid)
+    time.sleep(3)           # pwsh goes on: ticks made while nobody is connected
+    rpid = uuid.UUID(sid).bytes_le
+    # Not this pool's id: refused, and the shell stays disconnected.
+    bad = base64.b64encode(psrp_frag(1, 0x00010002, rpid, CAPABILITY)
+                           + psrp_frag(2, 0x00010008, uuid.uuid4().bytes_le, b"<S />")).decode()
+    r, mid = call(SHELL_ACT + "Connect", '<rsp:Connect><connectXml xmlns="%s">%s</connectXml></rsp:Connect>'
+                  % (PSH_NS, bad), options={"protocolversion": "2.3"})
+    assert r.status_code == 500 and b"CONNECT_RUNSPACEPOOL names another" in r.content, r.content[:600]
+    good = base64.b64encode(psrp_frag(1, 0x00010002, rpid, CAPABILITY)
+                            + psrp_frag(2, 0x00010008, rpid, b"<S />")).decode()
+    r, mid = call(SHELL_ACT + "Connect", '<rsp:Connect><connectXml xmlns="%s">%s</connectXml></rsp:Connect>'
+                  % (PSH_NS, good), options={"protocolversion": "2.3"})
+    assert_ok(r, mid)
+    cx = ET.fromstring(r.content).find(".//{%s}connectResponseXml" % PSH_NS)
+    msgs = psrp_messages(base64.b64decode(cx.text))
+    assert [(m[0], m[1], m[2]) for m in msgs] == [(1, 0x00010002, rpid), (1, 0x0002100B, rpid)], msgs
+    assert '<Version N="protocolversion">' in msgs[0][3]
+    assert '<I32 N="MinRunspaces">1</I32><I32 N="MaxRunspaces">1</I32>' in msgs[1][3]
+    # The pool's output: what the client waits for before it calls the pool Opened.
+    pool = []
+    while not any(m[1] == 0x00021005 for m in pool):
+        r, mid = call(SHELL_ACT + "Receive", '<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>')
+        assert_ok(r, mid)
+        pool += received(r)[0]
+    assert [m[1] for m in pool] == [0x00021009, 0x00021005], pool
+    assert "PSVersionTable" in pool[0][3] and '<I32 N="RunspaceState">2</I32>' in pool[1][3]
+    # The pipeline the first client started: attach, receive the rest.
+    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+                        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command",
+                        '<wsen:Enumerate xmlns:wsen="http://schemas.xmlsoap.org/ws/2004/09/enumeration">'
+                        '<w:Filter Dialect="http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter">'
+                        '<w:SelectorSet><w:Selector Name="ShellId">%s</w:Selector></w:SelectorSet></w:Filter>'
+                        '</wsen:Enumerate>' % sid)
+    r = post(pd.https_url, xml, user=u, timeout=60)
+    assert_ok(r, mid)
+    cids = [e.text for e in ET.fromstring(r.content).iter("{%s}CommandId" % NS["rsp"])]
+    assert len(cids) == 1, r.content
+    r, mid = call(SHELL_ACT + "Connect", '<rsp:Connect CommandId="%s"/>' % cids[0])
+    assert_ok(r, mid)
+    ticks, done, t0 = [], False, time.monotonic()
+    while not done and time.monotonic() - t0 < 60:
+        r, mid = call(SHELL_ACT + "Receive", '<rsp:Receive><rsp:DesiredStream CommandId="%s">stdout'
+                      '</rsp:DesiredStream></rsp:Receive>' % cids[0])
+        assert_ok(r, mid)
+        msgs, done = received(r)
+        ticks += [re.search(r"tick \d+", m[3]).group(0) for m in msgs if m[1] == 0x00041004]
+        final = [m[3] for m in msgs if m[1] == 0x00041006]
+    assert done and final and '<I32 N="PipelineState">4</I32>' in final[0], final
+    # The first client saw the first tick; the rest, made while disconnected
+    # and after, came to the second, in order and each once.
+    first = int(ticks[0].split()[1])
+    assert ticks == ["tick %d" % i for i in range(first, 41)], ticks
+    assert first <= 12, "ticks made while disconnected were lost: %s" % ticks
+    r, mid = call("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete")
+    assert_ok(r, mid)
