@@ -27,6 +27,8 @@ from wsman_util import NS, assert_ok, envelope, post, user_pids, wait_for
 
 IDLE_CONFIG = "Idle.PowerShell"
 IDLE_MS = 4000
+PSSC_CONFIG = "Restricted.PowerShell"
+PSSC_ROLES_CONFIG = "Roles.PowerShell"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,11 +40,37 @@ def prerequisites():
 
 
 @pytest.fixture(scope="module")
-def pd(tmp_path_factory, tls_cert, users):
+def pssc():
+    """Session configuration files, made by pwsh itself, that the runspace
+    (another user) can read: {config name: path}."""
+    d = tempfile.mkdtemp(prefix="winrmd-pssc-")
+    os.chmod(d, 0o755)
+    files = {
+        PSSC_CONFIG: "-VisibleCmdlets Get-Date, Get-Random",
+        PSSC_ROLES_CONFIG: "-RoleDefinitions @{ 'winrm-users' = @{ VisibleCmdlets = 'Get-Random' } }",
+    }
+    paths = {}
+    for name, extra in files.items():
+        paths[name] = os.path.join(d, name + ".pssc")
+        subprocess.run([DOTNET, PWSH_DLL, "-NoLogo", "-NoProfile", "-NonInteractive", "-Command",
+                        "New-PSSessionConfigurationFile -Path '%s' -SessionType RestrictedRemoteServer "
+                        "-LanguageMode NoLanguage %s" % (paths[name], extra)],
+                       check=True, capture_output=True, timeout=120,
+                       env=dict(os.environ, POWERSHELL_TELEMETRY_OPTOUT="1"))
+        os.chmod(paths[name], 0o644)
+    yield paths
+    shutil.rmtree(d)
+
+
+@pytest.fixture(scope="module")
+def pd(tmp_path_factory, tls_cert, users, pssc):
     d = Daemon(tmp_path_factory.mktemp("winrmd-pwsh-sessions"), *tls_cert)
     write_sessions(d.conf_path, {
         CONFIG: session_conf(CONFIG, command=RUNSPACE_COMMAND),
         IDLE_CONFIG: session_conf(IDLE_CONFIG, command=RUNSPACE_COMMAND, IdleTimeoutMs=IDLE_MS),
+        PSSC_CONFIG: session_conf(PSSC_CONFIG, command=RUNSPACE_COMMAND, ConfigurationFile=pssc[PSSC_CONFIG]),
+        PSSC_ROLES_CONFIG: session_conf(PSSC_ROLES_CONFIG, command=RUNSPACE_COMMAND,
+                                        ConfigurationFile=pssc[PSSC_ROLES_CONFIG]),
     })
     d.start()
     yield d
@@ -387,3 +415,39 @@ Start-Sleep -Seconds 600
     assert first <= 12, "ticks made while disconnected were lost: %s" % ticks
     r, mid = call("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete")
     assert_ok(r, mid)
+
+
+def test_configuration_file_is_enforced_by_pwsh(pd, users):
+    """A configuration with ConfigurationFile (a .pssc: RestrictedRemoteServer,
+    NoLanguage, two visible cmdlets): pwsh -sshs -ConfigurationFile enforces
+    it, as wsmprovhost enforces a registered .pssc."""
+    r = pwsh(pd, users.admin, r"""
+$s2 = New-WinrmdSession -Uri $uri -Credential $cred -ConfigurationName '%s'
+try {
+    $visible = Invoke-Command -Session $s2 { Get-Command } | ForEach-Object Name | Sort-Object
+    $date = Invoke-Command -Session $s2 { Get-Date }
+    $blocked = try { Invoke-Command -Session $s2 { Get-ChildItem / }; 'ran' } catch { $_.FullyQualifiedErrorId }
+    $script = try { Invoke-Command -Session $s2 { 1 + 1 }; 'ran' } catch { $_.FullyQualifiedErrorId }
+    [pscustomobject]@{ visible = @($visible); date = ($date -is [datetime]); blocked = "$blocked"; script = "$script" }
+} finally { Remove-PSSession $s2 }
+""" % PSSC_CONFIG, session=False)[0]
+    print("restricted session:", r)
+    assert r["date"], r
+    # RestrictedRemoteServer's own commands plus the two visible cmdlets, nothing else.
+    assert "Get-Date" in r["visible"] and "Get-Random" in r["visible"], r
+    assert "Get-ChildItem" not in r["visible"] and "Get-Process" not in r["visible"], r
+    assert r["blocked"] != "ran" and "CommandNotFound" in r["blocked"], r
+    assert r["script"] != "ran", r
+
+
+def test_configuration_file_pwsh_cannot_apply_fails_with_its_reason(pd, users):
+    """RoleDefinitions (and the other endpoint options of a .pssc) are applied
+    by WinRM's plug-in registration on Windows; pwsh in server mode refuses the
+    file.  The client must get pwsh's reason as a fault, at once."""
+    r = pwsh(pd, users.admin, r"""
+$sw = [Diagnostics.Stopwatch]::StartNew()
+$err = try { $null = New-WinrmdSession -Uri $uri -Credential $cred -ConfigurationName '%s'; 'opened' } catch { $_.Exception.Message }
+[pscustomobject]@{ err = "$err"; secs = $sw.Elapsed.TotalSeconds }
+""" % PSSC_ROLES_CONFIG, session=False)[0]
+    assert "unsupported configuration option: RoleDefinitions" in r["err"], r
+    assert r["secs"] < 30, r
