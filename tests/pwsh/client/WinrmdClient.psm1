@@ -18,25 +18,29 @@ function New-WinrmdConnectionInfo {
         [string] $ConfigurationName = 'Microsoft.PowerShell',
         [int] $ReceiveTimeoutSeconds = 20,
         # Leave the WS-Man CommandId to the server instead of the pipeline id.
-        [switch] $NoCommandId
+        [switch] $NoCommandId,
+        # Negotiate: NTLM per connection, bodies sealed over http:// (as Windows).
+        [ValidateSet('Basic', 'Negotiate')] [string] $Authentication = 'Basic'
     )
     $ci = [Winrmd.Client.WinrmdConnectionInfo]::new($Uri, $Credential, $ConfigurationName)
+    $ci.AuthenticationMechanism = $Authentication
     $ci.ReceiveTimeoutSeconds = $ReceiveTimeoutSeconds
     $ci.SendCommandId = -not $NoCommandId
     $ci
 }
 
 function New-WinrmdSession {
-    <# A PSSession over WS-Man to winrmd (Basic over HTTPS, certificate not checked). #>
+    <# A PSSession over WS-Man to winrmd (Basic or Negotiate; HTTPS certificate not checked). #>
     [CmdletBinding()]
     param(
         [Parameter(Mandatory)] [Uri] $Uri,
         [Parameter(Mandatory)] [pscredential] $Credential,
         [string] $ConfigurationName = 'Microsoft.PowerShell',
-        [int] $ReceiveTimeoutSeconds = 20
+        [int] $ReceiveTimeoutSeconds = 20,
+        [ValidateSet('Basic', 'Negotiate')] [string] $Authentication = 'Basic'
     )
     $ci = New-WinrmdConnectionInfo -Uri $Uri -Credential $Credential -ConfigurationName $ConfigurationName `
-        -ReceiveTimeoutSeconds $ReceiveTimeoutSeconds
+        -ReceiveTimeoutSeconds $ReceiveTimeoutSeconds -Authentication $Authentication
     [Winrmd.Client.WinrmdSession]::Open($ci, $Host, $PSCmdlet)
 }
 

@@ -74,9 +74,11 @@ namespace Winrmd.Client
             get => _auth;
             set
             {
-                if (value != AuthenticationMechanism.Basic && value != AuthenticationMechanism.Default)
-                    throw new NotSupportedException("this client speaks Basic only");
-                _auth = AuthenticationMechanism.Basic;
+                if (value == AuthenticationMechanism.Default)
+                    value = AuthenticationMechanism.Basic;
+                if (value != AuthenticationMechanism.Basic && value != AuthenticationMechanism.Negotiate)
+                    throw new NotSupportedException("this client speaks Basic and Negotiate (NTLM) only");
+                _auth = value;
             }
         }
         public override string CertificateThumbprint { get; set; }
@@ -92,6 +94,7 @@ namespace Winrmd.Client
                 ReceiveTimeoutSeconds = ReceiveTimeoutSeconds,
                 TerminateOnClose = TerminateOnClose,
                 SendCommandId = SendCommandId,
+                AuthenticationMechanism = AuthenticationMechanism,
                 OpenTimeout = OpenTimeout,
                 OperationTimeout = OperationTimeout,
                 CancelTimeout = CancelTimeout,
@@ -111,7 +114,7 @@ namespace Winrmd.Client
         public WsmanFaultException(long code, string message) : base(message) { Code = code; }
     }
 
-    /// <summary>SOAP over HTTP(S) with Basic: builds the envelopes Windows sends.</summary>
+    /// <summary>SOAP over HTTP(S) with Basic or Negotiate: builds the envelopes Windows sends.</summary>
     internal sealed class WsmanHttp : IDisposable
     {
         public const string NsRsp = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
@@ -123,6 +126,7 @@ namespace Winrmd.Client
         private readonly HttpClient _http;
         private readonly WinrmdConnectionInfo _ci;
         private readonly string _authHeader;
+        private readonly NegotiateChannels _nego;       /* null with Basic */
         private readonly string _sessionId = "uuid:" + Guid.NewGuid().ToString().ToUpperInvariant();
 
         public WsmanHttp(WinrmdConnectionInfo ci)
@@ -140,9 +144,26 @@ namespace Winrmd.Client
             var net = ci.Credential.GetNetworkCredential();
             string user = string.IsNullOrEmpty(net.Domain) ? net.UserName : net.Domain + "\\" + net.UserName;
             _authHeader = Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + net.Password));
+            if (ci.AuthenticationMechanism == AuthenticationMechanism.Negotiate)
+                _nego = new NegotiateChannels(ci.Uri, net, ci.SkipCertificateCheck, _http.Timeout);
         }
 
-        public void Dispose() => _http.Dispose();
+        public void Dispose()
+        {
+            _nego?.Dispose();
+            _http.Dispose();
+        }
+
+        private async Task<(int status, string text)> PostBasic(string soap, CancellationToken ct)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Post, _ci.Uri);
+            req.Headers.TryAddWithoutValidation("Authorization", "Basic " + _authHeader);
+            req.Content = new StringContent(soap, new UTF8Encoding(false));
+            req.Content.Headers.Remove("Content-Type");
+            req.Content.Headers.TryAddWithoutValidation("Content-Type", "application/soap+xml;charset=UTF-8");
+            using var resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
+            return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
+        }
 
         private static string Esc(string s) => System.Security.SecurityElement.Escape(s);
 
@@ -171,19 +192,15 @@ namespace Winrmd.Client
                 sb.Append("<w:OptionSet s:mustUnderstand=\"true\">").Append(options).Append("</w:OptionSet>");
             sb.Append("</s:Header><s:Body>").Append(body).Append("</s:Body></s:Envelope>");
 
-            using var req = new HttpRequestMessage(HttpMethod.Post, _ci.Uri);
-            req.Headers.TryAddWithoutValidation("Authorization", "Basic " + _authHeader);
-            req.Content = new StringContent(sb.ToString(), new UTF8Encoding(false));
-            req.Content.Headers.Remove("Content-Type");
-            req.Content.Headers.TryAddWithoutValidation("Content-Type", "application/soap+xml;charset=UTF-8");
-            using var resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
-            string text = await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            var (status, text) = _nego != null
+                ? await _nego.PostAsync(sb.ToString(), ct).ConfigureAwait(false)
+                : await PostBasic(sb.ToString(), ct).ConfigureAwait(false);
             XDocument doc = null;
             if (text.Length > 0)
             {
                 try { doc = XDocument.Parse(text); } catch (System.Xml.XmlException) { doc = null; }
             }
-            if (resp.IsSuccessStatusCode && doc != null)
+            if (status >= 200 && status < 300 && doc != null)
                 return doc;
             if (doc != null)
             {
@@ -196,7 +213,7 @@ namespace Winrmd.Client
                 throw new WsmanFaultException(code, string.Format("WS-Man fault {0} on {1}: {2}",
                     code, action.Substring(action.LastIndexOf('/') + 1), msg.Trim()));
             }
-            throw new IOException(string.Format("HTTP {0} on {1}", (int)resp.StatusCode, action));
+            throw new IOException(string.Format("HTTP {0} on {1}", status, action));
         }
     }
 

@@ -1,0 +1,72 @@
+"""PowerShell's own client engine over Negotiate (NTLM) against real pwsh
+runspaces: each connection logs in with .NET's NTLM (an implementation
+independent of winrmd's), and over http:// every request and answer is sealed
+(multipart/encrypted, HTTP-SPNEGO-session-encrypted) as Windows' WinRM client
+does it.  The NT hashes are in a store made with winrmctl, as in
+tests/integration/test_auth_ntlm.py.
+
+Kerberos with the same client is not done: see tests/pwsh/README.md.
+"""
+import os
+
+import pytest
+
+from daemon_util import Daemon, stop_and_check
+from ntlm_wire import set_nt_password
+from psrp_util import session_conf, write_sessions
+from pwsh_util import CLIENT_DLL, CONFIG, DOTNET, PWSH_DLL, RUNSPACE_COMMAND, pwsh
+from wsman_util import make_config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    assert os.access(DOTNET, os.X_OK), "%s missing: install the .NET SDK" % DOTNET
+    assert os.path.exists(PWSH_DLL), "pwsh missing at %s (set PWSH_DLL_DIR)" % PWSH_DLL
+    assert os.path.exists(CLIENT_DLL), "client not built: run tests/pwsh/build.sh"
+
+
+@pytest.fixture(scope="module")
+def nd(tmp_path_factory, tls_cert, users):
+    store_dir = tmp_path_factory.mktemp("ntlm-store")
+    store = str(store_dir / "ntlm.db")
+    conf = str(store_dir / "winrmctl.conf")
+    with open(conf, "w") as f:
+        f.write(make_config(1, 2, *tls_cert, auth={"NtlmStore": store}))
+    set_nt_password(conf, users.admin.name, users.admin.password)
+    d = Daemon(tmp_path_factory.mktemp("winrmd-pwsh-ntlm"), *tls_cert, auth={"NtlmStore": store})
+    write_sessions(d.conf_path, {CONFIG: session_conf(CONFIG, command=RUNSPACE_COMMAND)})
+    d.start()
+    yield d
+    stop_and_check(d)
+
+
+def negotiate_requests(d):
+    """Requests the daemon served for a Negotiate login (its audit record).
+    Over http:// the daemon (AllowUnencrypted = false) refuses plain bodies,
+    so every one of them that succeeded there was sealed."""
+    return sum(1 for line in d.log().splitlines() if 'WINRMD_AUTH_SCHEME="Negotiate"' in line)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_invoke_command_over_negotiate(nd, users, scheme):
+    url = nd.http_url if scheme == "http" else nd.https_url
+    r = pwsh(nd, users.admin, r"""
+$s2 = New-WinrmdSession -Uri '%s' -Credential $cred -Authentication Negotiate
+try {
+    Invoke-Command -Session $s2 { [Environment]::UserName; $PSSenderInfo.ConnectedUser }
+    # Input and output large enough for several sealed Sends and Receives.
+    1..3000 | Invoke-Command -Session $s2 { ($input | Measure-Object -Sum).Sum }
+    (Invoke-Command -Session $s2 { 'x' * 300KB }).Length
+} finally { Remove-PSSession $s2 }
+""" % url, session=False)
+    assert r == [users.admin.name, users.admin.name, 4501500, 300 * 1024], r
+    assert negotiate_requests(nd) > 0
+
+
+def test_wrong_password_over_negotiate_is_refused(nd, users):
+    r = pwsh(nd, users.admin, r"""
+$bad = [pscredential]::new('%s', (ConvertTo-SecureString 'not-the-password' -AsPlainText -Force))
+try { $null = New-WinrmdSession -Uri '%s' -Credential $bad -Authentication Negotiate; 'opened' }
+catch { $_.Exception.Message }
+""" % (users.admin.name, nd.http_url), session=False)
+    assert r != ["opened"] and "401" in r[0], r
