@@ -5,7 +5,9 @@ independent of winrmd's), and over http:// every request and answer is sealed
 does it.  The NT hashes are in a store made with winrmctl, as in
 tests/integration/test_auth_ntlm.py.
 
-Kerberos with the same client is not done: see tests/pwsh/README.md.
+Kerberos: .NET's "Negotiate" package through MIT GSSAPI (SPNEGO with
+Kerberos, as Windows' client sends it) against the test KDC of
+tests/integration/test_auth_kerberos.py, to HTTP/localhost.
 """
 import os
 
@@ -70,3 +72,42 @@ try { $null = New-WinrmdSession -Uri '%s' -Credential $bad -Authentication Negot
 catch { $_.Exception.Message }
 """ % (users.admin.name, nd.http_url), session=False)
     assert r != ["opened"] and "401" in r[0], r
+
+
+# ---- Kerberos (SPNEGO) against the test KDC ---------------------------------
+
+from test_auth_kerberos import realm  # noqa: E402,F401  (the KDC, keytab and ticket caches)
+
+
+@pytest.fixture(scope="module")
+def kd(tmp_path_factory, tls_cert, realm):  # noqa: F811
+    d = Daemon(tmp_path_factory.mktemp("winrmd-pwsh-krb"), *tls_cert,
+               auth={"Kerberos": "true", "Keytab": realm.keytab})
+    write_sessions(d.conf_path, {CONFIG: session_conf(CONFIG, command=RUNSPACE_COMMAND)})
+    d.start()
+    yield d
+    stop_and_check(d)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_invoke_command_over_kerberos(kd, realm, users, scheme):  # noqa: F811
+    # SPNEGO with Kerberos: .NET gets a ticket for the principal's password
+    # from the test KDC (KRB5_CONFIG, set by the realm fixture) for the
+    # service HTTP/localhost; over http:// every body is sealed.
+    port = kd.http_port if scheme == "http" else kd.https_port
+    url = "%s://localhost:%d/wsman" % (scheme, port)
+    realm.kdc.kadmin("cpw -pw %s %s" % (users.admin.password, realm.admin_principal))
+    r = pwsh(kd, users.admin, r"""
+$tgt = [pscredential]::new('%s', (ConvertTo-SecureString '%s' -AsPlainText -Force))
+$s2 = New-WinrmdSession -Uri '%s' -Credential $tgt -Authentication Kerberos
+try {
+    Invoke-Command -Session $s2 { [Environment]::UserName }
+    1..3000 | Invoke-Command -Session $s2 { ($input | Measure-Object -Sum).Sum }
+    (Invoke-Command -Session $s2 { 'x' * 300KB }).Length
+} finally { Remove-PSSession $s2 }
+""" % (realm.admin_principal, users.admin.password, url), session=False)
+    assert r == [users.admin.name, 4501500, 300 * 1024], r
+    log = kd.log()
+    assert any('WINRMD_AUTH_SCHEME="Negotiate"' in line and users.admin.name in line
+               for line in log.splitlines())
+    assert "ntlm-challenge" not in log, "the login fell back to NTLM"

@@ -19,8 +19,9 @@ function New-WinrmdConnectionInfo {
         [int] $ReceiveTimeoutSeconds = 20,
         # Leave the WS-Man CommandId to the server instead of the pipeline id.
         [switch] $NoCommandId,
-        # Negotiate: NTLM per connection, bodies sealed over http:// (as Windows).
-        [ValidateSet('Basic', 'Negotiate')] [string] $Authentication = 'Basic'
+        # Negotiate: NTLM per connection, bodies sealed over http:// (as Windows);
+        # Kerberos: SPNEGO with Kerberos, from the ticket cache when the password is empty.
+        [ValidateSet('Basic', 'Negotiate', 'Kerberos')] [string] $Authentication = 'Basic'
     )
     $ci = [Winrmd.Client.WinrmdConnectionInfo]::new($Uri, $Credential, $ConfigurationName)
     $ci.AuthenticationMechanism = $Authentication
@@ -37,7 +38,7 @@ function New-WinrmdSession {
         [Parameter(Mandatory)] [pscredential] $Credential,
         [string] $ConfigurationName = 'Microsoft.PowerShell',
         [int] $ReceiveTimeoutSeconds = 20,
-        [ValidateSet('Basic', 'Negotiate')] [string] $Authentication = 'Basic'
+        [ValidateSet('Basic', 'Negotiate', 'Kerberos')] [string] $Authentication = 'Basic'
     )
     $ci = New-WinrmdConnectionInfo -Uri $Uri -Credential $Credential -ConfigurationName $ConfigurationName `
         -ReceiveTimeoutSeconds $ReceiveTimeoutSeconds -Authentication $Authentication

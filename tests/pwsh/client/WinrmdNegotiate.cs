@@ -1,14 +1,16 @@
-// WinrmdNegotiate.cs - Negotiate (NTLM) logins and WinRM message encryption
-// for the test client (runs inside the test's pwsh process).
+// WinrmdNegotiate.cs - Negotiate logins (NTLM, or Kerberos in SPNEGO) and
+// WinRM message encryption for the test client (runs inside the test's pwsh
+// process).
 //
 // As Windows' WinRM client does over HTTP: each TCP connection logs in with
-// its own NTLM exchange (Authorization: Negotiate, raw NTLMSSP tokens, on
-// empty POSTs), and from then on every request on that connection is sealed
-// with that connection's keys in a multipart/encrypted body
-// (application/HTTP-SPNEGO-session-encrypted; MS-WSMV 2.2.9.1), and so is
-// every answer.  Over HTTPS the login is the same and bodies stay plain.
-// The NTLM itself is .NET's NegotiateAuthentication (its managed NTLM), so
-// an implementation independent of the server's does the crypto.
+// its own exchange (Authorization: Negotiate, on empty POSTs), and from then
+// on every request on that connection is sealed with that connection's keys
+// in a multipart/encrypted body (application/HTTP-SPNEGO-session-encrypted;
+// MS-WSMV 2.2.9.1), and so is every answer.  Over HTTPS the login is the
+// same and bodies stay plain.  The security itself is .NET's
+// NegotiateAuthentication: its managed NTLM, or MIT GSSAPI's SPNEGO and
+// Kerberos with the ticket cache (KRB5CCNAME) when no password is given, so
+// implementations independent of the server's do the crypto.
 using System;
 using System.Buffers;
 using System.Collections.Concurrent;
@@ -36,12 +38,15 @@ namespace Winrmd.Client
         private readonly Uri _uri;
         private readonly NetworkCredential _cred;
         private readonly bool _seal;
+        private readonly bool _kerberos;
         private NegotiateAuthentication _auth;
 
-        public NegotiateChannel(Uri uri, NetworkCredential cred, bool skipCertificateCheck, TimeSpan timeout)
+        public NegotiateChannel(Uri uri, NetworkCredential cred, bool kerberos, bool skipCertificateCheck,
+            TimeSpan timeout)
         {
             _uri = uri;
             _cred = cred;
+            _kerberos = kerberos;
             _seal = uri.Scheme == Uri.UriSchemeHttp;
             var h = new SocketsHttpHandler
             {
@@ -65,31 +70,37 @@ namespace Winrmd.Client
             _auth?.Dispose();
             _auth = new NegotiateAuthentication(new NegotiateAuthenticationClientOptions
             {
-                Package = "NTLM",
-                Credential = _cred,
+                // SPNEGO through GSSAPI offers Kerberos only here (no gss-ntlmssp).
+                Package = _kerberos ? "Negotiate" : "NTLM",
+                Credential = _kerberos && string.IsNullOrEmpty(_cred.Password)
+                    ? CredentialCache.DefaultNetworkCredentials : _cred,
                 TargetName = "HTTP/" + _uri.Host,
                 RequiredProtectionLevel = ProtectionLevel.EncryptAndSign,
             });
             byte[] token = _auth.GetOutgoingBlob(ReadOnlySpan<byte>.Empty, out var st);
             while (true)
             {
-                if (st != NegotiateAuthenticationStatusCode.ContinueNeeded && st != NegotiateAuthenticationStatusCode.Completed)
-                    throw new IOException("NTLM: " + st);
+                if (token == null || (st != NegotiateAuthenticationStatusCode.ContinueNeeded &&
+                    st != NegotiateAuthenticationStatusCode.Completed))
+                    throw new IOException("Negotiate: " + st);
                 using var req = new HttpRequestMessage(HttpMethod.Post, _uri) { Content = new ByteArrayContent(Array.Empty<byte>()) };
                 req.Headers.TryAddWithoutValidation("Authorization", "Negotiate " + Convert.ToBase64String(token));
                 using var resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
-                if (st == NegotiateAuthenticationStatusCode.Completed)
-                {
-                    if (!resp.IsSuccessStatusCode)
-                        throw new IOException(string.Format("NTLM login refused: HTTP {0}", (int)resp.StatusCode));
-                    return;
-                }
-                string challenge = resp.Headers.WwwAuthenticate
+                string answer = resp.Headers.WwwAuthenticate
                     .Where(a => string.Equals(a.Scheme, "Negotiate", StringComparison.OrdinalIgnoreCase))
                     .Select(a => a.Parameter).FirstOrDefault(p => !string.IsNullOrEmpty(p));
-                if (challenge == null)
-                    throw new IOException(string.Format("NTLM: no challenge (HTTP {0})", (int)resp.StatusCode));
-                token = _auth.GetOutgoingBlob(Convert.FromBase64String(challenge), out st);
+                if (resp.IsSuccessStatusCode)
+                {
+                    // Kerberos: the final 200 carries the server's half of mutual authentication.
+                    if (answer != null && !_auth.IsAuthenticated)
+                        _auth.GetOutgoingBlob(Convert.FromBase64String(answer), out st);
+                    if (!_auth.IsAuthenticated)
+                        throw new IOException("Negotiate: the server accepted an incomplete login (" + st + ")");
+                    return;
+                }
+                if ((int)resp.StatusCode != 401 || answer == null || st == NegotiateAuthenticationStatusCode.Completed)
+                    throw new IOException(string.Format("Negotiate login refused: HTTP {0}", (int)resp.StatusCode));
+                token = _auth.GetOutgoingBlob(Convert.FromBase64String(answer), out st);
             }
         }
 
@@ -134,18 +145,49 @@ namespace Winrmd.Client
             var w = new ArrayBufferWriter<byte>();
             var st = _auth.Wrap(plain, w, true, out bool encrypted);
             if (st != NegotiateAuthenticationStatusCode.Completed || !encrypted)
-                throw new IOException("NTLM seal: " + st);
-            // NTLM's wrap token is the 16-byte signature, then the sealed data.
-            ReadOnlySpan<byte> token = w.WrittenSpan;
+                throw new IOException("seal: " + st);
+            byte[] token = w.WrittenSpan.ToArray();
+            int headerLength = HeaderFirst(token, plain.Length);
             using var ms = new MemoryStream();
             void Ascii(string s) { var b = Encoding.ASCII.GetBytes(s); ms.Write(b, 0, b.Length); }
             Ascii("--" + Boundary + "\r\n\tContent-Type: " + Protocol + "\r\n");
             Ascii("\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + plain.Length + "\r\n");
             ms.Write(OctetHeader);
-            ms.Write(BitConverter.GetBytes(16));
+            ms.Write(BitConverter.GetBytes(headerLength));
             ms.Write(token);
             ms.Write(EndBoundary);
             return ms.ToArray();
+        }
+
+        /*
+         * WinRM sends a wrap token as <header><data>, the data exactly as long
+         * as the plain text.  NTLM's token already is: a 16-byte signature,
+         * then the sealed data.  A Kerberos (RFC 4121) token from gss_wrap is
+         * header(16) | E(confounder | data | header copy) | checksum, with
+         * RRC 0; Windows rotates the part after the header right by the bytes
+         * that follow the data (RRC), so the header part ends just where the
+         * data begins.  The receiver undoes any rotation, so this is legal.
+         * Returns the header length after rearranging token in place.
+         */
+        private static int HeaderFirst(byte[] token, int plainLength)
+        {
+            int extra = token.Length - plainLength;
+            if (token.Length >= 16 && token[0] == 0x05 && token[1] == 0x04)
+            {
+                const int confounder = 16;              // one AES block
+                int rrc = extra - 16 - confounder;
+                if (rrc < 0 || token[6] != 0 || token[7] != 0)
+                    throw new IOException("unexpected Kerberos wrap token");
+                var body = token.AsSpan(16).ToArray();
+                body.AsSpan(body.Length - rrc).CopyTo(token.AsSpan(16));
+                body.AsSpan(0, body.Length - rrc).CopyTo(token.AsSpan(16 + rrc));
+                token[6] = (byte)(rrc >> 8);
+                token[7] = (byte)rrc;
+                return extra;
+            }
+            if (extra != 16)
+                throw new IOException("unexpected NTLM wrap token");
+            return extra;
         }
 
         private byte[] Unseal(byte[] body)
@@ -156,12 +198,12 @@ namespace Winrmd.Client
             at += OctetHeader.Length;
             int hl = BitConverter.ToInt32(body, at);
             int end = body.Length - EndBoundary.Length;
-            if (hl != 16 || !body.AsSpan(end).SequenceEqual(EndBoundary) || end < at + 4 + hl)
+            if (hl < 16 || !body.AsSpan(end).SequenceEqual(EndBoundary) || end < at + 4 + hl)
                 throw new IOException("sealed answer is not framed as WinRM frames it");
             var w = new ArrayBufferWriter<byte>();
             var st = _auth.Unwrap(body.AsSpan(at + 4, end - at - 4), w, out bool encrypted);
             if (st != NegotiateAuthenticationStatusCode.Completed || !encrypted)
-                throw new IOException("NTLM unseal: " + st);
+                throw new IOException("unseal: " + st);
             return w.WrittenSpan.ToArray();
         }
     }
@@ -172,19 +214,21 @@ namespace Winrmd.Client
         private readonly ConcurrentBag<NegotiateChannel> _idle = new ConcurrentBag<NegotiateChannel>();
         private readonly Uri _uri;
         private readonly NetworkCredential _cred;
+        private readonly bool _kerberos;
         private readonly bool _skip;
         private readonly TimeSpan _timeout;
 
-        static NegotiateChannels()
-        {
-            // .NET's own NTLM, not gss-ntlmssp through GSSAPI (not installed).
-            AppContext.SetSwitch("System.Net.Security.UseManagedNtlm", true);
-        }
-
-        public NegotiateChannels(Uri uri, NetworkCredential cred, bool skipCertificateCheck, TimeSpan timeout)
+        public NegotiateChannels(Uri uri, NetworkCredential cred, bool kerberos, bool skipCertificateCheck,
+            TimeSpan timeout)
         {
             _uri = uri;
             _cred = cred;
+            _kerberos = kerberos;
+            // NTLM: .NET's own, not gss-ntlmssp through GSSAPI (not installed).  Read
+            // once per process, and it would make "Negotiate" managed SPNEGO, which
+            // offers no Kerberos: so only in a process that uses NTLM.
+            if (!kerberos)
+                AppContext.SetSwitch("System.Net.Security.UseManagedNtlm", true);
             _skip = skipCertificateCheck;
             _timeout = timeout;
         }
@@ -192,7 +236,7 @@ namespace Winrmd.Client
         public async Task<(int status, string text)> PostAsync(string soap, CancellationToken ct)
         {
             if (!_idle.TryTake(out var ch))
-                ch = new NegotiateChannel(_uri, _cred, _skip, _timeout);
+                ch = new NegotiateChannel(_uri, _cred, _kerberos, _skip, _timeout);
             (int, string) r;
             try
             {

@@ -76,8 +76,9 @@ namespace Winrmd.Client
             {
                 if (value == AuthenticationMechanism.Default)
                     value = AuthenticationMechanism.Basic;
-                if (value != AuthenticationMechanism.Basic && value != AuthenticationMechanism.Negotiate)
-                    throw new NotSupportedException("this client speaks Basic and Negotiate (NTLM) only");
+                if (value != AuthenticationMechanism.Basic && value != AuthenticationMechanism.Negotiate &&
+                    value != AuthenticationMechanism.Kerberos)
+                    throw new NotSupportedException("this client speaks Basic, Negotiate (NTLM) and Kerberos only");
                 _auth = value;
             }
         }
@@ -144,8 +145,10 @@ namespace Winrmd.Client
             var net = ci.Credential.GetNetworkCredential();
             string user = string.IsNullOrEmpty(net.Domain) ? net.UserName : net.Domain + "\\" + net.UserName;
             _authHeader = Convert.ToBase64String(Encoding.UTF8.GetBytes(user + ":" + net.Password));
-            if (ci.AuthenticationMechanism == AuthenticationMechanism.Negotiate)
-                _nego = new NegotiateChannels(ci.Uri, net, ci.SkipCertificateCheck, _http.Timeout);
+            if (ci.AuthenticationMechanism == AuthenticationMechanism.Negotiate ||
+                ci.AuthenticationMechanism == AuthenticationMechanism.Kerberos)
+                _nego = new NegotiateChannels(ci.Uri, net,
+                    ci.AuthenticationMechanism == AuthenticationMechanism.Kerberos, ci.SkipCertificateCheck, _http.Timeout);
         }
 
         public void Dispose()
