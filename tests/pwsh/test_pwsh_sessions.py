@@ -451,3 +451,24 @@ $err = try { $null = New-WinrmdSession -Uri $uri -Credential $cred -Configuratio
 """ % PSSC_ROLES_CONFIG, session=False)[0]
     assert "unsupported configuration option: RoleDefinitions" in r["err"], r
     assert r["secs"] < 30, r
+
+
+def test_disconnect_and_reconnect_on_the_wire(pd, users):
+    """The client's shell is disconnected (WS-Man Disconnect) while a pipeline
+    of real pwsh runs: nothing reaches the client meanwhile, pwsh goes on, and
+    after Reconnect the engine receives everything, in order, and the end."""
+    r = pwsh(pd, users.admin, r"""
+$j = Invoke-Command -Session $s -AsJob { foreach ($i in 1..20) { "tick $i"; Start-Sleep -Milliseconds 200 } }
+while (-not $j.ChildJobs[0].Output.Count) { Start-Sleep -Milliseconds 50 }
+[Winrmd.Client.WinrmdWire]::Disconnect()
+$at = $j.ChildJobs[0].Output.Count
+Start-Sleep -Seconds 2
+$during = $j.ChildJobs[0].Output.Count - $at
+[Winrmd.Client.WinrmdWire]::Reconnect()
+$null = Wait-Job $j -Timeout 60
+[pscustomobject]@{ during = $during; state = "$($j.State)"; out = @(Receive-Job $j | ForEach-Object { "$_" }) }
+""")[0]
+    assert r["state"] == "Completed", r
+    assert r["out"] == ["tick %d" % i for i in range(1, 21)], r
+    # at most one Receive answer in flight when the Disconnect went out
+    assert r["during"] <= 1, r

@@ -123,6 +123,7 @@ namespace Winrmd.Client
         public const string ActCreate = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create";
         public const string ActDelete = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete";
         public const long FaultTimedOut = 2150858793;
+        public const long FaultShellDisconnected = 2150859204;
 
         private readonly HttpClient _http;
         private readonly WinrmdConnectionInfo _ci;
@@ -264,6 +265,11 @@ namespace Winrmd.Client
         private volatile string _shellId;
         private volatile bool _closing;
         private int _cleaned;
+        // Disconnect/Reconnect on the wire, under the engine (see WinrmdWire).
+        private volatile TaskCompletionSource _reconnected;
+
+        /// <summary>The transport of the last pool this process created, for WinrmdWire.</summary>
+        internal static WinrmdSessionTransport Last { get; private set; }
 
         internal WinrmdSessionTransport(WinrmdConnectionInfo ci, Guid runspaceId, PSRemotingCryptoHelper crypto)
             : base(runspaceId, crypto)
@@ -272,6 +278,28 @@ namespace Winrmd.Client
             _poolId = runspaceId;
             _ws = new WsmanHttp(ci);
             _pool = new Target { Id = Guid.Empty, IsPool = true };
+            Last = this;
+        }
+
+        /// <summary>
+        /// WS-Man Disconnect: the server keeps the runspace and its output, and
+        /// fails the parked Receives, which then wait for Reconnect.
+        /// </summary>
+        internal void DisconnectWire()
+        {
+            _reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _ws.Call(WsmanHttp.ActShell + "Disconnect", _shellId, "<rsp:Disconnect/>", 60, null, _cts.Token)
+                .GetAwaiter().GetResult();
+        }
+
+        /// <summary>WS-Man Reconnect, then the Receives go on where they stopped.</summary>
+        internal void ReconnectWire()
+        {
+            _ws.Call(WsmanHttp.ActShell + "Reconnect", _shellId, "<rsp:Reconnect/>", 60, null, _cts.Token)
+                .GetAwaiter().GetResult();
+            var r = _reconnected;
+            _reconnected = null;
+            r?.TrySetResult();
         }
 
         public override void CreateAsync()
@@ -700,6 +728,11 @@ namespace Winrmd.Client
                 {
                     continue;
                 }
+                catch (WsmanFaultException f) when (f.Code == WsmanHttp.FaultShellDisconnected && _reconnected != null)
+                {
+                    await _reconnected.Task.ConfigureAwait(false);
+                    continue;
+                }
                 catch (Exception e)
                 {
                     if (!_closing && !t.Closed)
@@ -725,6 +758,20 @@ namespace Winrmd.Client
                     return;
             }
         }
+    }
+
+    /// <summary>
+    /// Disconnect and Reconnect of the last pool's shell on the wire, with the
+    /// engine unaware (its own Disconnect-PSSession hooks are internal to
+    /// System.Management.Automation): what a client that loses its network
+    /// for a while and comes back does.
+    /// </summary>
+    public static class WinrmdWire
+    {
+        public static void Disconnect() => (WinrmdSessionTransport.Last
+            ?? throw new InvalidOperationException("no pool yet")).DisconnectWire();
+        public static void Reconnect() => (WinrmdSessionTransport.Last
+            ?? throw new InvalidOperationException("no pool yet")).ReconnectWire();
     }
 
     /// <summary>Entry points for WinrmdClient.psm1.</summary>
