@@ -1,5 +1,7 @@
 """Helpers shared by the hostile, fault and soak tests (client side only)."""
 import base64
+import struct
+import uuid
 import http.client
 import os
 import socket
@@ -212,3 +214,23 @@ def post_from(source, d, xml, auth, timeout=60):
         return r.status, r.read()
     finally:
         c.close()
+
+
+# ---- raw PSRP shells ----------------------------------------------------------
+
+def psrp_fragment_b64(mtype, payload, pid=bytes(16)):
+    """One whole PSRP fragment (object 1) holding one message to the server, in base64."""
+    blob = struct.pack("<II", 2, mtype) + bytes(16) + pid + payload
+    return base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
+
+
+def psrp_create(url, user, uri, creation_b64):
+    """A raw PSRP Create with this creationXml: (response, message id, ShellId)."""
+    sid = str(uuid.uuid4()).upper()
+    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
+            % (sid, creation_b64))
+    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
+                        options={"protocolversion": "2.3"})
+    return post(url, xml, user=user, timeout=30), mid, sid

@@ -25,17 +25,17 @@ from daemon_util import Daemon, stop_and_check
 from hostile_util import (
     ACT_COMMAND, ACT_DELETE, ACT_RECEIVE, ACT_SEND, CLOSED, ERROR_INVALID_OPTIONS,
     ERROR_SCHEMA_VALIDATION, ERROR_SHELL_NOT_FOUND, RawShell, assert_serving, auth_headers, post_from,
-    config_get, connect, exchange, head, pgrep, proc_stats, read_status,
+    config_get, connect, exchange, head, pgrep, proc_stats, psrp_create, read_status,
     wait_fds_at_most,
 )
-from ntlm_wire import ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, make_ctx, set_nt_password
+from ntlm_wire import ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, make_ctx, make_nt_store
 from psrp_util import RESOURCE_PREFIX, RUNSPACE, call_with_timeout, session_conf, write_sessions
 from wsman_util import (
     ACTION_GET, IDENTIFY_BODY, RESOURCE_CMD_SHELL, RESOURCE_CONFIG, SOAP_CONTENT_TYPE,
     ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER as E_HEADER,
     ERROR_WSMAN_MESSAGE_INFORMATION_HEADER_REQUIRED as E_REQUIRED,
     ERROR_WSMAN_INVALID_XML as E_XML, ERROR_WSMAN_MIN_ENVELOPE_SIZE as E_MINENV,
-    assert_fault, assert_ok, basic_header, config_get_envelope, describe, envelope, make_config,
+    assert_fault, assert_ok, basic_header, config_get_envelope, describe, envelope,
     post, relates_to, wait_for,
 )
 
@@ -54,12 +54,7 @@ RSS_SLACK_KB = 6 * 1024
 @pytest.fixture(scope="module")
 def ntlm_store(tmp_path_factory, tls_cert, users):
     """An NT hash store holding the admin user's hash (for sealed-message cases)."""
-    d = tmp_path_factory.mktemp("hostile-ntlm")
-    store = str(d / "ntlm.db")
-    conf = str(d / "winrmctl.conf")
-    with open(conf, "w") as f:
-        f.write(make_config(1, 2, *tls_cert, auth={"NtlmStore": store}))
-    set_nt_password(conf, users.admin.name, users.admin.password)
+    store, _ = make_nt_store(tmp_path_factory.mktemp("hostile-ntlm"), tls_cert, [users.admin])
     return store
 
 
@@ -1112,14 +1107,7 @@ def _psrp_post(t, action, body, shell_id=None, options=None):
 
 
 def _psrp_create(t, creation_b64):
-    sid = str(uuid.uuid4()).upper()
-    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
-            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
-            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
-            % (sid, creation_b64))
-    r, mid = _psrp_post(t, "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", body,
-                        options={"protocolversion": "2.3"})
-    return r, mid, sid
+    return psrp_create(t.d.https_url, t.admin, PSRP_URI, creation_b64)
 
 
 @pytest.fixture(scope="module")

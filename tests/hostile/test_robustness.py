@@ -27,7 +27,7 @@ import requests
 
 from hostile_util import (ACT_COMMAND, ACT_DELETE, ACT_SIGNAL, ERROR_SCHEMA_VALIDATION,
                           ERROR_SHELL_NOT_FOUND, SIGNAL_TERMINATE, RawShell, assert_serving,
-                          kill_user_procs, pgrep, post_from)
+                          kill_user_procs, pgrep, post_from, psrp_create, psrp_fragment_b64)
 from daemon_util import free_port
 from wire_util import RawConn
 from wsman_util import (ACTION_GET, IDENTIFY_BODY, describe, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, WINRMD, assert_fault,
@@ -647,18 +647,11 @@ def test_delete_of_a_shell_whose_runspace_stopped_reading(target):
     write_sessions(t.d.conf_path, {PSRP_STUCK: session_conf(PSRP_STUCK, command="/bin/sleep 600")})
     assert "reload failed" not in t.d.reload(open(t.d.conf_path).read())
     uri = "http://schemas.microsoft.com/powershell/" + PSRP_STUCK
-    sid = str(uuid.uuid4()).upper()
     # One PSRP fragment far larger than a pipe holds (64 KiB), as one packet:
     # most of it stays queued in the worker.
-    blob = struct.pack("<II", 2, 0x00010002) + bytes(32) + os.urandom(300 * 1024)
-    creation = base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
-    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
-            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
-            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
-            % (sid, creation))
-    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
-                        options={"protocolversion": "2.3"})
-    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    r, mid, sid = psrp_create(t.d.https_url, t.admin, uri,
+                              psrp_fragment_b64(0x00010002, os.urandom(300 * 1024)))
+    assert_ok(r, mid)
     xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})
     t0 = time.monotonic()
     assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
@@ -685,21 +678,14 @@ def test_terminate_unwedges_a_runspace_whose_output_nobody_reads(target):
     uri = "http://schemas.microsoft.com/powershell/" + PSRP_BLAST
 
     def frag(payload, pid=bytes(16)):
-        blob = struct.pack("<II", 2, 0x00021006) + bytes(16) + pid + payload
-        return base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
+        return psrp_fragment_b64(0x00021006, payload, pid)
 
     def call(action, body, sid, timeout="PT20S"):
         xml, mid = envelope(action, uri, body, selectors={"ShellId": sid}, operation_timeout=timeout)
         return post(t.d.https_url, xml, user=t.admin, timeout=60), mid
 
-    sid = str(uuid.uuid4()).upper()
-    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
-            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
-            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
-            % (sid, frag(b"pool")))
-    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
-                        options={"protocolversion": "2.3"})
-    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    r, mid, sid = psrp_create(t.d.https_url, t.admin, uri, frag(b"pool"))
+    assert_ok(r, mid)
     cid = str(uuid.uuid4()).upper()
     r, mid = call(ACT_COMMAND, '<rsp:CommandLine CommandId="%s"><rsp:Command/><rsp:Arguments>%s</rsp:Arguments>'
                   "</rsp:CommandLine>" % (cid, frag(b"pipeline", uuid.uuid4().bytes_le)), sid)
@@ -740,16 +726,8 @@ def test_delete_of_a_shell_whose_runspace_never_closes_its_pool(target):
     write_sessions(t.d.conf_path, {name: session_conf(name, command="/usr/bin/python3 %s --no-pool-close-ack" % script)})
     assert "reload failed" not in t.d.reload(open(t.d.conf_path).read())
     uri = "http://schemas.microsoft.com/powershell/" + name
-    blob = struct.pack("<II", 2, 0x00021006) + bytes(32) + b"pool"
-    creation = base64.b64encode(struct.pack(">QQBI", 1, 0, 3, len(blob)) + blob).decode()
-    sid = str(uuid.uuid4()).upper()
-    body = ('<rsp:Shell ShellId="%s"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
-            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
-            '<creationXml xmlns="http://schemas.microsoft.com/powershell">%s</creationXml></rsp:Shell>'
-            % (sid, creation))
-    xml, mid = envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", uri, body,
-                        options={"protocolversion": "2.3"})
-    assert_ok(post(t.d.https_url, xml, user=t.admin, timeout=30), mid)
+    r, mid, sid = psrp_create(t.d.https_url, t.admin, uri, psrp_fragment_b64(0x00021006, b"pool"))
+    assert_ok(r, mid)
     alive = lambda: pgrep(t.admin.name, ["/usr/bin/python3", script, "--no-pool-close-ack"])
     assert wait_for(alive, 20), "runspace not started"
     xml, mid = envelope(ACT_DELETE, uri, selectors={"ShellId": sid})

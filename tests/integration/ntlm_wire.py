@@ -20,7 +20,7 @@ from ntlm_auth.ntlm import NtlmContext
 
 # cert_der and frame are part of this module's interface for the tests.
 from wire_util import RawConn, cert_der, enc_content_type, frame, split_sealed, tls_server_end_point_data  # noqa: F401
-from wsman_util import REPO, SOAP_CONTENT_TYPE
+from wsman_util import REPO, SOAP_CONTENT_TYPE, make_config
 
 WINRMCTL = os.environ.get("WINRMCTL_BIN") or os.path.join(REPO, "build", "winrmctl")
 
@@ -34,6 +34,19 @@ def set_nt_password(conf_path, user, password):
                        input=password + "\n", capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, "winrmctl ntlm set-password %s: rc %d\n%s%s" % (
         user, p.returncode, p.stdout, p.stderr)
+
+
+def make_nt_store(workdir, tls_cert, users):
+    """An NT hash store in workdir with each user's hash set to their Unix
+    password; returns (store, conf), conf being a winrmctl configuration that
+    names the store (its other keys only make the file valid)."""
+    store = os.path.join(str(workdir), "ntlm.db")
+    conf = os.path.join(str(workdir), "winrmctl.conf")
+    with open(conf, "w") as f:
+        f.write(make_config(1, 2, *tls_cert, auth={"NtlmStore": store}))
+    for u in users:
+        set_nt_password(conf, u.name, u.password)
+    return store, conf
 
 
 def ntlm_list(conf_path):

@@ -37,11 +37,11 @@ from daemon_util import Daemon, stop_and_check
 from wsman_util import (
     ALLOWED_GROUP, ERROR_ACCESS_DENIED, ERROR_WSMAN_INVALID_RESOURCE_URI, NS, RESOURCE_CMD_SHELL,
     SOAP_CONTENT_TYPE, basic_header, config_get_envelope, config_value, envelope, fault_code,
-    log_records, make_config, parse, relates_to, shell_create_envelope, wait_for,
+    log_records, parse, relates_to, shell_create_envelope, wait_for,
 )
 from ntlm_wire import (
-    ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, cert_der, frame, ntlm_list, seal, sealed_parts,
-    set_nt_password, tls_server_end_point, unseal,
+    ENC_CONTENT_TYPE, ENC_PROTOCOL, WireConn, cert_der, frame, make_nt_store, ntlm_list, seal,
+    sealed_parts, tls_server_end_point, unseal,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,12 +58,6 @@ def ntlm(tmp_path_factory, tls_cert, users):
     """The NT hash store (in a tmp dir) with admin, plain (not in an allowed
     group) and expired set to their Unix passwords, plus `nohash`, an allowed
     user whose NT hash is never set."""
-    d = tmp_path_factory.mktemp("ntlm-store")
-    store = str(d / "ntlm.db")
-    conf = str(d / "winrmctl.conf")
-    with open(conf, "w") as f:
-        # Only NtlmStore matters to winrmctl; the rest makes a valid file.
-        f.write(make_config(1, 2, *tls_cert, auth={"NtlmStore": store}))
     name = "wrtnoh%s" % secrets.token_hex(3)
     nohash = SimpleNamespace(name=name, password=secrets.token_urlsafe(18))
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", ALLOWED_GROUP, name],
@@ -71,8 +65,8 @@ def ntlm(tmp_path_factory, tls_cert, users):
     try:
         subprocess.run(["chpasswd"], input="%s:%s\n" % (name, nohash.password), check=True,
                        capture_output=True, text=True)
-        for u in (users.admin, users.plain, users.expired, users.locked):
-            set_nt_password(conf, u.name, u.password)
+        store, conf = make_nt_store(tmp_path_factory.mktemp("ntlm-store"), tls_cert,
+                                    (users.admin, users.plain, users.expired, users.locked))
         # winrmctl falls back to the built-in default path if it cannot read
         # CONF: make sure the hashes went where the daemons will look.
         st = os.stat(store)

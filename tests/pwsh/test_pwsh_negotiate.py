@@ -9,32 +9,18 @@ Kerberos: .NET's "Negotiate" package through MIT GSSAPI (SPNEGO with
 Kerberos, as Windows' client sends it) against the test KDC of
 tests/integration/test_auth_kerberos.py, to HTTP/localhost.
 """
-import os
 
 import pytest
 
 from daemon_util import Daemon, stop_and_check
-from ntlm_wire import set_nt_password
+from ntlm_wire import make_nt_store
 from psrp_util import session_conf, write_sessions
-from pwsh_util import CLIENT_DLL, CONFIG, DOTNET, PWSH_DLL, RUNSPACE_COMMAND, pwsh
-from wsman_util import make_config
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prerequisites():
-    assert os.access(DOTNET, os.X_OK), "%s missing: install the .NET SDK" % DOTNET
-    assert os.path.exists(PWSH_DLL), "pwsh missing at %s (set PWSH_DLL_DIR)" % PWSH_DLL
-    assert os.path.exists(CLIENT_DLL), "client not built: run tests/pwsh/build.sh"
+from pwsh_util import CONFIG, RUNSPACE_COMMAND, pwsh
 
 
 @pytest.fixture(scope="module")
 def nd(tmp_path_factory, tls_cert, users):
-    store_dir = tmp_path_factory.mktemp("ntlm-store")
-    store = str(store_dir / "ntlm.db")
-    conf = str(store_dir / "winrmctl.conf")
-    with open(conf, "w") as f:
-        f.write(make_config(1, 2, *tls_cert, auth={"NtlmStore": store}))
-    set_nt_password(conf, users.admin.name, users.admin.password)
+    store, _ = make_nt_store(tmp_path_factory.mktemp("ntlm-store"), tls_cert, [users.admin])
     d = Daemon(tmp_path_factory.mktemp("winrmd-pwsh-ntlm"), *tls_cert, auth={"NtlmStore": store})
     write_sessions(d.conf_path, {CONFIG: session_conf(CONFIG, command=RUNSPACE_COMMAND)})
     d.start()
