@@ -69,6 +69,7 @@
 #define CMD_STREAM_MAX              (1024 * 1024) /* buffered output per stream before back-pressure */
 #define CMD_STDIN_MAX               (1024 * 1024) /* stdin queued before a Send is held back */
 #define REPLY_OVERHEAD              2048          /* Receive envelope bytes around the streams */
+#define SHELL_SWEEP_MS              1000          /* how often idle shells and expired waits are looked for */
 #define PSRP_LINE_MAX               (16 * 1024 * 1024)  /* one out-of-process packet */
 #define PSRP_BUFFER_MAX             (32 * 1024 * 1024)  /* output waiting for Receives, per shell */
 #define PSRP_ERROR_TEXT_MAX         400           /* of a runspace's error, in its fault */

@@ -31,9 +31,8 @@
 #include "net.h"
 #include "shell.h"
 #include "shell_int.h"
+#include "wlimits.h"
 #include "wsman.h"
-
-#define SHELL_SWEEP_MS   1000
 
 struct shell *shells;
 static sd_event_source *sweep;
