@@ -1286,17 +1286,14 @@ static void psrp_reconnect(struct wsman_call *c, struct shell *sh)
 	empty_reply(c, ACT_RECONNECT "Response", "rsp:ReconnectResponse");
 }
 
-/* A message of ours joins the pool's output in a fragment of its own, as pwsh's do. */
-static void enqueue_message(struct psrp *ps, const void *msg, size_t len)
+/* A whole fragment of ours joins the pool's output as pwsh's own do; b is emptied. */
+static void enqueue_built(struct psrp *ps, struct buf *b)
 {
-	struct buf b;
 	struct psrp_fragment f;
 
-	buf_init(&b, 0);
-	psrp_put_fragment(&b, ++ps->last_obj, msg, len);
-	if (psrp_fragment_parse(b.data, b.len, &f) == 0)
+	if (psrp_fragment_parse(b->data, b->len, &f) == 0)
 		enqueue_fragment(&ps->pool, &f);
-	buf_free(&b);
+	buf_reset(b);
 }
 
 /*
@@ -1317,7 +1314,7 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	struct psrp *ps = sh->psrp;
 	struct psrp_connect_req cr;
 	struct soap_reply r;
-	struct buf out, state;
+	struct buf out, later;
 	unsigned char *bin;
 	char *data, *b64;
 	long n;
@@ -1371,7 +1368,7 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	/* Output the old client never collected belongs to the old client. */
 	target_drop_output(&ps->pool);
 	buf_init(&out, 0);
-	buf_init(&state, 0);
+	buf_init(&later, 0);
 	/* pwsh's own capability, now naming the pool as ExecuteConnect's does. */
 	memcpy((unsigned char *)ps->cap_msg.data + 8, ps->pool_info.rpid, 16);
 	psrp_put_fragment(&out, ++ps->last_obj, ps->cap_msg.data, ps->cap_msg.len);
@@ -1379,11 +1376,12 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	    "<I32 N=\"MaxRunspaces\">%d</I32></MS></Obj>",
 	    (int)ps->pool_info.min_runspaces, (int)ps->pool_info.max_runspaces);
 	psrp_put_message(&out, ++ps->last_obj, PSRP_RUNSPACEPOOL_INIT_DATA, ps->pool_info.rpid, xml);
-	enqueue_message(ps, ps->apd_msg.data, ps->apd_msg.len);
-	psrp_put_message(&state, 0, PSRP_RUNSPACEPOOL_STATE, ps->pool_info.rpid,
+	psrp_put_fragment(&later, ++ps->last_obj, ps->apd_msg.data, ps->apd_msg.len);
+	enqueue_built(ps, &later);
+	psrp_put_message(&later, ++ps->last_obj, PSRP_RUNSPACEPOOL_STATE, ps->pool_info.rpid,
 	    "<Obj RefId=\"0\"><MS><I32 N=\"RunspaceState\">2</I32></MS></Obj>");
-	enqueue_message(ps, state.data + PSRP_FRAGMENT_HEADER, state.len - PSRP_FRAGMENT_HEADER);
-	buf_free(&state);
+	enqueue_built(ps, &later);
+	buf_free(&later);
 	sh->disconnected = false;
 	b64 = b64_encode(out.data, out.len);
 	buf_free(&out);
