@@ -415,6 +415,14 @@ static void remember_pool_message(struct psrp *ps, const struct psrp_fragment *f
 	}
 }
 
+/* End of input for the runspace (pwsh exits on it); what was still queued is dropped. */
+static void end_input(struct psrp *ps)
+{
+	ps->in_src = sd_event_source_disable_unref(ps->in_src);
+	close_safe(&ps->in_fd);
+	buf_reset(&ps->wbuf);
+}
+
 /* Did this <Data> line carry a PIPELINE_STATE message? */
 static bool has_pipeline_state(const struct oop_packet *pk)
 {
@@ -457,9 +465,7 @@ static void drain_packet(struct psrp *ps, const char *line, size_t len)
 	} else if (pk.kind == OOP_CLOSE_ACK && str_ieq(pk.guid, POOL_GUID) && !ps->pool_closed) {
 		/* Closed: end of input, and pwsh exits. */
 		ps->pool_closed = true;
-		ps->in_src = sd_event_source_disable_unref(ps->in_src);
-		close_safe(&ps->in_fd);
-		buf_reset(&ps->wbuf);
+		end_input(ps);
 		sd_event_source_set_time_relative(ps->drain_timer, PSRP_CLOSE_WAIT_MS * 1000ULL);
 	}
 }
@@ -483,9 +489,7 @@ static void runspace_error(struct psrp *ps, const char *text, size_t len)
 	log_sanitize(clean, sizeof clean, clean);
 	snprintf(why, sizeof why, "The PowerShell runspace reported an error: %s ", clean);
 	psrp_break(ps, why);
-	ps->in_src = sd_event_source_disable_unref(ps->in_src);
-	close_safe(&ps->in_fd);
-	buf_reset(&ps->wbuf);
+	end_input(ps);
 }
 
 static void on_packet(struct psrp *ps, char *line, size_t len)
