@@ -888,7 +888,7 @@ static void h_spawn(struct ipc_msg *m)
 		} else if (mon_pwsh_server_argv(rargv, ra)) {
 			/* $PSSenderInfo as wsmprovhost fills it (mon_spawn.c). */
 			rargv[ra++] = "-Command";
-			rargv[ra++] = (char *)mon_pwsh_sender_script;
+			rargv[ra++] = (char *)mon_pwsh_init_script;
 			own_env[1] = xasprintf("WINRMD_CONNECTED_USER=%s", l->user);
 			own_env[2] = xasprintf("WINRMD_CONFIGURATION_NAME=%s", session_config_name(s));
 		}

@@ -92,7 +92,7 @@ void mon_compat_refresh(void);
 int mon_spawn(struct mon_session *s, const char *cwd, char **argv, char **client_env,
     char *const *own_env, unsigned long long mem_limit, pid_t *pid, int fds[3]);
 bool mon_pwsh_server_argv(char *const *argv, size_t argc);
-extern const char mon_pwsh_sender_script[];
+extern const char mon_pwsh_init_script[];
 
 /* mon_cert.c */
 int mon_cert_map(const struct conf *c, const unsigned char *const *der, const size_t *len,

@@ -231,15 +231,44 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
 }
 
 /*
- * pwsh in server mode gives $PSSenderInfo an empty user and no configuration
- * name (it has no WinRM to ask, OutOfProcServerMediator.cs); wsmprovhost
- * fills both from WinRM.  A -Command given to pwsh -s/-sshs runs in each
- * runspace before the client's first pipeline, so this one replaces the
- * variable from what the monitor put in the environment (never from text it
- * was given: the values are data, not code).  The client's
- * ApplicationArguments (its PSVersionTable) are carried over.
+ * What wsmprovhost gives a runspace and pwsh's server mode does not.  A
+ * -Command given to pwsh -s/-sshs runs in each runspace before the client's
+ * first pipeline; this one, in a script block of its own so that it leaves
+ * no variables behind, does two things:
+ *
+ * 1. Children must not share the transport.  pwsh reads packets from fd 0
+ *    and writes them to fd 1, and every process it starts without
+ *    redirection (Start-Process -NoNewWindow, a native command it does not
+ *    feed) inherits both: one that reads stdin takes the client's packets,
+ *    one that writes more than a pipe buffer can tear pwsh's.  By now pwsh
+ *    reads and writes through its own close-on-exec duplicates (.NET's
+ *    Console.OpenStandardInput/Out dup the descriptors), so fds 0 and 1 are
+ *    pointed at /dev/null, once per process, through a dup2 P/Invoke made
+ *    with Reflection.Emit (Add-Type would start a compiler).  wsmprovhost's
+ *    children see no transport either.
+ * 2. $PSSenderInfo: pwsh has an empty user and no configuration name (it
+ *    has no WinRM to ask, OutOfProcServerMediator.cs); wsmprovhost fills
+ *    both from WinRM.  The variable is replaced from what the monitor put in
+ *    the environment (never from text it was given: the values are data,
+ *    not code).  The client's ApplicationArguments (its PSVersionTable) are
+ *    carried over.
  */
-const char mon_pwsh_sender_script[] =
+const char mon_pwsh_init_script[] =
+	"& { "
+	"try { "
+	"$d = [AppDomain]::CurrentDomain; "
+	"if ($null -eq $d.GetData('winrmd.stdio')) { "
+	"$d.SetData('winrmd.stdio', 1); "
+	"$b = [Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly([Reflection.AssemblyName]::new('winrmd'), 'Run')"
+	".DefineDynamicModule('winrmd').DefineType('winrmd'); "
+	"[void]$b.DefinePInvokeMethod('dup2', 'libc', 'Public,Static,PinvokeImpl', 'Standard', [int], "
+	"[type[]]@([int], [int]), 'Winapi', 'Auto'); "
+	"$c = $b.CreateType(); "
+	"$h = [IO.File]::OpenHandle('/dev/null', 'Open', 'ReadWrite'); "
+	"$fd = [int]$h.DangerousGetHandle(); "
+	"[void]$c::dup2($fd, 0); [void]$c::dup2($fd, 1); $h.Dispose() "
+	"} "
+	"} catch { } "
 	"try { "
 	"$t = [System.Management.Automation.Remoting.PSSenderInfo]; "
 	"$id = [System.Management.Automation.Remoting.PSIdentity]::new('', $true, $env:WINRMD_CONNECTED_USER, $null); "
@@ -247,7 +276,8 @@ const char mon_pwsh_sender_script[] =
 	"$t.GetProperty('ApplicationArguments').SetValue($n, $PSSenderInfo.ApplicationArguments); "
 	"$t.GetProperty('ConfigurationName').SetValue($n, $env:WINRMD_CONFIGURATION_NAME); "
 	"Set-Variable -Name PSSenderInfo -Value $n -Scope Global -Option ReadOnly -Force "
-	"} catch { }";
+	"} catch { } "
+	"}";
 
 static bool switch_is(const char *arg, const char *name, size_t min)
 {
@@ -261,7 +291,7 @@ static bool switch_is(const char *arg, const char *name, size_t min)
 
 /*
  * Does this Command run pwsh's server mode with nothing of its own to run?
- * Then the monitor adds -Command mon_pwsh_sender_script.  pwsh takes
+ * Then the monitor adds -Command mon_pwsh_init_script.  pwsh takes
  * unambiguous prefixes of its switches; -Command must come last.
  */
 bool mon_pwsh_server_argv(char *const *argv, size_t argc)

@@ -164,7 +164,7 @@ $r
 
 def test_pssenderinfo(pd, users):
     # pwsh -s alone has an empty user and no configuration name; wsmprovhost
-    # fills both from WinRM, and winrmd's monitor does (mon_pwsh_sender_script).
+    # fills both from WinRM, and winrmd's monitor does (mon_pwsh_init_script).
     r = pwsh(pd, users.admin, r"""
 Invoke-Command -Session $s {
     $null -ne $PSSenderInfo
@@ -202,6 +202,24 @@ Invoke-Command -Session $s { 'still alive' }
     # A child started without redirection writes to pwsh's stdout, i.e. into
     # the bridge's packet stream; the shell must survive it.
     assert r == ["after", "glued", "still alive"]
+
+
+def test_children_do_not_inherit_the_packet_stream(pd, users):
+    # pwsh -s/-sshs reads packets from fd 0 and writes them to fd 1, and its
+    # children inherit both.  A child that reads stdin (cat, or a native
+    # command pwsh does not feed) stole the client's next packets and wedged
+    # the shell; one that writes more than a pipe buffer could tear a packet.
+    # wsmprovhost's children never see its transport; here the monitor's
+    # init script points fds 0 and 1 at /dev/null once pwsh holds its own
+    # copies.
+    r = pwsh(pd, users.admin, r"""
+Invoke-Command -Session $s { Start-Process -NoNewWindow -Wait /bin/cat; 'cat saw end of input' }
+Invoke-Command -Session $s { $p = Start-Process -NoNewWindow -PassThru /bin/sh -ArgumentList '-c', 'head -c 100000 /dev/zero | tr \\0 x'; $p.WaitForExit(); 'big writer done' }
+Invoke-Command -Session $s { (/usr/bin/readlink /proc/$PID/fd/0) + ' ' + (/usr/bin/readlink /proc/$PID/fd/1) }
+# The init script leaves nothing in the user's scope.
+Invoke-Command -Session $s { "still alive, $(@(Get-Variable -Name b, c, d, h, fd, t, n, id -ErrorAction Ignore).Count) leftovers" }
+""", timeout=60)
+    assert r == ["cat saw end of input", "big writer done", "/dev/null /dev/null", "still alive, 0 leftovers"]
 
 
 def test_large_input_objects_split_across_sends(pd, users):
