@@ -149,6 +149,26 @@ void http_machine(struct http_req *r, char *out, size_t len)
 			*p = '_';
 }
 
+/*
+ * The URL the client addressed, as WinRM gives it to a plug-in (httpUrl,
+ * which wsmprovhost puts in $PSSenderInfo.ConnectionString): scheme, Host
+ * header, /wsman and PowerShell's ?PSVersion= query.  Text from the client,
+ * so only printable ASCII passes; anything else falls back to our name.
+ */
+void http_url(struct http_req *r, char *out, size_t len)
+{
+	const char *host = http_header(r, "Host");
+	const char *v = MHD_lookup_connection_value(r->mc, MHD_GET_ARGUMENT_KIND, "PSVersion");
+	bool ok = host && *host && strlen(host) <= HTTP_HOST_MAX;
+
+	for (const char *p = host; ok && *p; p++)
+		ok = *p > 0x20 && *p < 0x7f && !strchr("<>&\"'/?#", *p);
+	if (v && (!*v || strlen(v) > 32 || strspn(v, "0123456789.") != strlen(v)))
+		v = NULL;
+	snprintf(out, len, "%s://%s/wsman%s%s", http_is_https(r) ? "https" : "http",
+	    ok ? host : NET.hostname, v ? "?PSVersion=" : "", v ? v : "");
+}
+
 static void suspend(struct http_req *r)
 {
 	if (r->suspended)

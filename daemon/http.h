@@ -82,5 +82,7 @@ bool http_client_alive(struct http_req *r);
 int http_peer_certs(struct http_req *r, const unsigned char **der, size_t *len, size_t max);
 /* The host name as the client addressed us (for f:WSManFault/@Machine). */
 void http_machine(struct http_req *r, char *out, size_t len);
+/* The URL the client addressed (scheme://Host/wsman?PSVersion=…), sanitised. */
+void http_url(struct http_req *r, char *out, size_t len);
 
 #endif

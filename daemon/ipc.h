@@ -56,6 +56,8 @@ enum ipc_type {
 /* IPC_SPAWN flags */
 #define IPC_SPAWN_MEMLIMIT 0x1  /* apply [Winrs] MaxMemoryPerShellMB as RLIMIT_AS */
 #define IPC_SPAWN_RUNSPACE 0x2  /* run the session configuration's Command; argv is ignored */
+/* The one environment entry a runspace spawn may carry: the URL the client addressed. */
+#define IPC_SPAWN_URL_ENV "WINRMD_CONNECTION_STRING="
 
 enum ipc_auth_result {
 	IPC_AUTH_OK = 0,

@@ -822,6 +822,20 @@ static const char *session_config_name(const struct mon_session *s)
 	return slash ? slash + 1 : "";
 }
 
+/* WINRMD_CONNECTION_STRING=scheme://host/wsman…, printable ASCII, bounded. */
+static bool spawn_url_ok(const char *e)
+{
+	size_t n = strlen(IPC_SPAWN_URL_ENV);
+
+	if (strncmp(e, IPC_SPAWN_URL_ENV, n) != 0 || strlen(e + n) >= HTTP_URL_MAX ||
+	    (strncmp(e + n, "http://", 7) != 0 && strncmp(e + n, "https://", 8) != 0))
+		return false;
+	for (e += n; *e; e++)
+		if (*e <= 0x20 || *e >= 0x7f)
+			return false;
+	return true;
+}
+
 static void h_spawn(struct ipc_msg *m)
 {
 	char *argv[SPAWN_MAX_ARGS + 1], *env[SPAWN_MAX_ENV + 1];
@@ -876,7 +890,7 @@ static void h_spawn(struct ipc_msg *m)
 		 * configuration the monitor holds, never from the worker: with
 		 * RunAsUser it runs as another account than the one that logged in.
 		 */
-		char *rargv[SPAWN_MAX_ARGS + 1], *own_env[4] = { "POWERSHELL_TELEMETRY_OPTOUT=1" };
+		char *rargv[SPAWN_MAX_ARGS + 1], *own_env[5] = { "POWERSHELL_TELEMETRY_OPTOUT=1" };
 		char *words = xstrdup(s->command), *save = NULL;
 		size_t ra = 0;
 		for (char *w = strtok_r(words, " \t", &save); w && ra < SPAWN_MAX_ARGS - 2;
@@ -891,6 +905,9 @@ static void h_spawn(struct ipc_msg *m)
 			rargv[ra++] = (char *)mon_pwsh_init_script;
 			own_env[1] = xasprintf("WINRMD_CONNECTED_USER=%s", l->user);
 			own_env[2] = xasprintf("WINRMD_CONFIGURATION_NAME=%s", session_config_name(s));
+			/* Only the worker saw the URL; it is data to the script, checked here. */
+			if (envc == 1 && spawn_url_ok(env[0]))
+				own_env[3] = env[0];
 		}
 		rargv[ra] = NULL;
 		r = ra ? mon_resolve_program(&rargv[0]) : -EINVAL;

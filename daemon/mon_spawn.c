@@ -248,9 +248,10 @@ static _Noreturn void child(struct mon_session *s, const char *cwd, char **argv,
  *    children see no transport either.
  * 2. $PSSenderInfo: pwsh has an empty user and no configuration name (it
  *    has no WinRM to ask, OutOfProcServerMediator.cs); wsmprovhost fills
- *    both from WinRM.  The variable is replaced from what the monitor put in
- *    the environment (never from text it was given: the values are data,
- *    not code).  The client's ApplicationArguments (its PSVersionTable) are
+ *    both from WinRM, with the URL the client addressed as ConnectionString
+ *    (pwsh says http://localhost).  The variable is replaced from what the
+ *    monitor put in the environment (never from text it was given: the
+ *    values are data, not code).  The client's ApplicationArguments (its PSVersionTable) are
  *    carried over.
  */
 const char mon_pwsh_init_script[] =
@@ -272,7 +273,8 @@ const char mon_pwsh_init_script[] =
 	"try { "
 	"$t = [System.Management.Automation.Remoting.PSSenderInfo]; "
 	"$id = [System.Management.Automation.Remoting.PSIdentity]::new('', $true, $env:WINRMD_CONNECTED_USER, $null); "
-	"$n = $t::new([System.Management.Automation.Remoting.PSPrincipal]::new($id, $null), $PSSenderInfo.ConnectionString); "
+	"$u = $env:WINRMD_CONNECTION_STRING; if (-not $u) { $u = $PSSenderInfo.ConnectionString }; "
+	"$n = $t::new([System.Management.Automation.Remoting.PSPrincipal]::new($id, $null), $u); "
 	"$t.GetProperty('ApplicationArguments').SetValue($n, $PSSenderInfo.ApplicationArguments); "
 	"$t.GetProperty('ConfigurationName').SetValue($n, $env:WINRMD_CONFIGURATION_NAME); "
 	"Set-Variable -Name PSSenderInfo -Value $n -Scope Global -Option ReadOnly -Force "

@@ -16,6 +16,8 @@
 #define HTTP_UNAUTH_PENDING_MAX     64            /* password checks in flight at the monitor */
 #define HTTP_AUTH_QUEUE_MAX         1024          /* more wait in the worker; past this, 503 */
 #define HTTP_AUTH_PER_ADDR_MAX      8             /* of those in flight, from one client address */
+#define HTTP_HOST_MAX               255           /* a Host header we repeat back: DNS name and port */
+#define HTTP_URL_MAX                512           /* the URL a client addressed, given to runspaces */
 #define HTTP_ANON_BODY_MAX          (16 * 1024)   /* an anonymous Identify is ~200 bytes */
 /* A request that cannot authenticate itself (no credentials, an NTLM NEGOTIATE) on a
  * connection with no login: enough for any handshake leg or fault, not for a flood. */

@@ -895,13 +895,20 @@ static void on_session(void *data, struct ipc_msg *m)
 	struct open_ctx *oc = data;
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
-	static char *argv[] = { "runspace" }, *env[] = { "POWERSHELL_TELEMETRY_OPTOUT=1" };
+	static char *argv[] = { "runspace" };
+	char url[HTTP_URL_MAX], env[sizeof(IPC_SPAWN_URL_ENV) + HTTP_URL_MAX], *envp[] = { env };
 
 	/* sh stays opening until the runspace process is up (on_spawn). */
 	if (!shell_session_opened(oc, m))
 		return;
-	/* argv is ignored: the monitor runs the configured Command. */
-	c->hr->call = mm_spawn(c->login_id, sh->session, IPC_SPAWN_RUNSPACE, "", 1, argv, 1, env,
+	/*
+	 * argv is ignored: the monitor runs the configured Command.  The one
+	 * thing it cannot know is the URL the client addressed, which it may
+	 * give the runspace for $PSSenderInfo.ConnectionString.
+	 */
+	http_url(c->hr, url, sizeof(url));
+	snprintf(env, sizeof(env), IPC_SPAWN_URL_ENV "%s", url);
+	c->hr->call = mm_spawn(c->login_id, sh->session, IPC_SPAWN_RUNSPACE, "", 1, argv, 1, envp,
 	    on_spawn, oc);
 	if (!c->hr->call) {
 		free(oc);

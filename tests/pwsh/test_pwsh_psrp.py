@@ -173,6 +173,7 @@ Invoke-Command -Session $s {
     $PSSenderInfo.ConnectedUser
     "$($PSSenderInfo.UserInfo.Identity.IsAuthenticated)"
     $PSSenderInfo.ConfigurationName
+    $PSSenderInfo.ConnectionString
     # a second runspace of the pool (one per concurrent pipeline) gets it too
 } | ForEach-Object { "$_" }
 "$($PSVersionTable.PSVersion)"
@@ -187,9 +188,11 @@ $pool.Close()
 """)
     assert r[0] == "True"
     # The client's PSVersionTable travelled in INIT_RUNSPACEPOOL's ApplicationArguments.
-    assert r[1] == r[6] and r[1].startswith("7.")
+    assert r[1] == r[7] and r[1].startswith("7.")
     assert r[2:6] == [users.admin.name, users.admin.name, "True", CONFIG]
-    assert r[7:] == [users.admin.name] * 2
+    # The URL the client addressed, as WinRM gives wsmprovhost (pwsh alone says http://localhost).
+    assert r[6] == "%s?PSVersion=%s" % (pd.https_url, r[1])
+    assert r[8:] == [users.admin.name] * 2
 
 
 def test_start_process_no_new_window_keeps_the_shell(pd, users):

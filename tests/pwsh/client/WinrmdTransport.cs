@@ -59,7 +59,11 @@ namespace Winrmd.Client
 
         public WinrmdConnectionInfo(Uri uri, PSCredential credential, string configurationName)
         {
-            Uri = uri;
+            // Windows' client addresses .../wsman?PSVersion=<its version> (WSManTransportManager
+            // Initialize); the server shows that URL in $PSSenderInfo.ConnectionString.
+            Uri = string.IsNullOrEmpty(uri.Query)
+                ? new Uri(uri.OriginalString.TrimEnd('/') + "?PSVersion=" + PSVersionInfo.PSVersion)
+                : uri;
             _credential = credential;
             if (!string.IsNullOrEmpty(configurationName))
                 ConfigurationName = configurationName;
