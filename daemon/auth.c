@@ -25,9 +25,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "mm.h"
-#include "net.h"
+#include "net_state.h"
 #include "soap.h"
-#include "wsman.h"
 
 static unsigned pending_auth;   /* IPC_AUTH_PASSWORD calls not yet answered */
 
@@ -166,20 +165,12 @@ void auth_conn_closed(struct http_conn *c)
 	c->neg = NULL;
 }
 
-static void forbidden(struct http_req *r)
-{
-	wsman_reject_forbidden(r);
-}
+static const struct auth_next *NEXT;
 
-void auth_conn_set_login(struct http_conn *c, const struct mm_login *v)
+void auth_set_next(const struct auth_next *next)
 {
-	/* A second handshake on the connection replaces the login: the monitor forgets the first. */
-	if (c->login_id && c->login_id != v->login)
-		mm_login_release(c->login_id);
-	c->login_id = v->login;
-	free(c->user);
-	c->user = xstrdup(v->user);
-	c->uid = v->uid;
+	NEXT = next;
+	auth_neg_set_next(next);
 }
 
 struct basic_ctx {
@@ -209,16 +200,16 @@ static void on_auth_result(void *data, struct ipc_msg *m)
 	}
 	switch (v.result) {
 	case IPC_AUTH_OK:
-		auth_conn_set_login(r->conn, &v);
+		http_conn_set_login(r->conn, &v);
 		memcpy(r->conn->basic_hash, bc->hash, sizeof bc->hash);
 		r->conn->have_basic = true;
 		r->user = r->conn->user;
 		r->authenticated = true;
-		wsman_handle(r);
+		NEXT->serve(r);
 		break;
 	case IPC_AUTH_FORBIDDEN:
 		r->user = NULL;         /* the claimed name is logged */
-		forbidden(r);
+		NEXT->forbidden(r);
 		break;
 	case IPC_AUTH_ACCOUNT:
 		reject(r, "account-refused");
@@ -332,7 +323,7 @@ static void auth_basic(struct http_req *r, const char *hdr)
 		free(bc);
 		r->user = r->conn->user;
 		r->authenticated = true;
-		wsman_handle(r);
+		NEXT->serve(r);
 		return;
 	}
 	if (pending_auth < HTTP_UNAUTH_PENDING_MAX && !waiting &&
@@ -376,7 +367,7 @@ static void on_cert_result(void *data, struct ipc_msg *m)
 		return;
 	}
 	if (v.result == IPC_AUTH_FORBIDDEN) {
-		forbidden(r);
+		NEXT->forbidden(r);
 		return;
 	}
 	if (v.result != IPC_AUTH_OK) {
@@ -384,11 +375,11 @@ static void on_cert_result(void *data, struct ipc_msg *m)
 		return;
 	}
 	/* The certificate belongs to the TLS connection: so does the login. */
-	auth_conn_set_login(r->conn, &v);
+	http_conn_set_login(r->conn, &v);
 	r->conn->cert_login = true;
 	r->user = r->conn->user;
 	r->authenticated = true;
-	wsman_handle(r);
+	NEXT->serve(r);
 }
 
 static void auth_cert(struct http_req *r)
@@ -406,7 +397,7 @@ static void auth_cert(struct http_req *r)
 	if (r->conn->cert_login) {
 		r->user = r->conn->user;
 		r->authenticated = true;
-		wsman_handle(r);
+		NEXT->serve(r);
 		return;
 	}
 	n = http_peer_certs(r, der, len, AUTH_MAX_CERT_CHAIN);
@@ -465,7 +456,7 @@ void auth_request(struct http_req *r)
 		/* wsman_handle serves Identify, and only Identify, without a principal. */
 		r->authenticated = false;
 		r->scheme = "none";
-		wsman_handle(r);
+		NEXT->serve(r);
 		return;
 	}
 	reject(r, hdr ? "unsupported-scheme" : "no-authorization");

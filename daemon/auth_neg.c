@@ -1,6 +1,6 @@
 /*
  * auth_neg.c - the Negotiate and NTLM schemes and WinRM message encryption
- * (worker, user winrmd).
+ * (worker, user winrmd).  Sealing itself is seal.c's; this file holds the keys.
  *
  * The login is bound to the TCP connection: the worker runs the NTLM
  * exchange (NEGOTIATE -> CHALLENGE -> AUTHENTICATE), raw or inside SPNEGO,
@@ -18,16 +18,14 @@
 #include <microhttpd.h>
 
 #include "auth.h"
-#include "encmsg.h"
 #include "gss.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
 #include "mm.h"
-#include "net.h"
+#include "net_state.h"
 #include "ntlm.h"
 #include "spnego.h"
-#include "wsman.h"
 
 enum neg_state { NEG_NONE, NEG_CHALLENGED, NEG_VERIFYING, NEG_DONE };
 
@@ -42,6 +40,13 @@ struct auth_neg {
 	bool sec_ready;
 	struct gss_sec *gss;            /* Kerberos: the context the monitor exported */
 };
+
+static const struct auth_next *NEXT;
+
+void auth_neg_set_next(const struct auth_next *next)
+{
+	NEXT = next;
+}
 
 static void neg_reset(struct auth_neg *n)
 {
@@ -259,7 +264,7 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	key = v.key;
 	if (v.result == IPC_AUTH_FORBIDDEN) {
 		neg_reset(n);
-		wsman_reject_forbidden(r);
+		NEXT->forbidden(r);
 		goto out;
 	}
 	if (v.result != IPC_AUTH_OK || v.key_len != 16) {
@@ -306,7 +311,7 @@ static void on_ntlm_result(void *data, struct ipc_msg *m)
 	buf_free(&n->challenge);
 	buf_free(&n->mech_types);
 	n->state = NEG_DONE;
-	auth_conn_set_login(r->conn, &v);
+	http_conn_set_login(r->conn, &v);
 	r->conn->have_basic = false;
 	finish_login(r);
 out:
@@ -395,7 +400,7 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 	}
 	if (v.result == IPC_AUTH_FORBIDDEN) {
 		neg_reset(n);
-		wsman_reject_forbidden(r);
+		NEXT->forbidden(r);
 		return;
 	}
 	if (v.result != IPC_AUTH_OK) {
@@ -414,7 +419,7 @@ static void on_gss_result(void *data, struct ipc_msg *m)
 	if (v.token_len)
 		set_www(r, n->scheme, v.token, v.token_len);
 	n->state = NEG_DONE;
-	auth_conn_set_login(r->conn, &v);
+	http_conn_set_login(r->conn, &v);
 	r->conn->have_basic = false;
 	r->scheme = str_ieq(n->scheme, "Kerberos") ? "Kerberos" : "Negotiate";
 	finish_login(r);
@@ -527,25 +532,12 @@ void auth_negotiate(struct http_req *r, const char *scheme, const char *b64)
 	free(tok);
 }
 
-/* Authenticated (now or before, on this connection): unseal, then serve. */
+/* Authenticated (now or before, on this connection): on to unsealing and the envelope. */
 static void finish_login(struct http_req *r)
 {
 	r->user = r->conn->user;
 	r->authenticated = true;
-	if (auth_unseal_request(r) < 0)
-		return;
-	if (!r->encrypted && !http_is_https(r) && !NET.conf.service.allow_unencrypted &&
-	    r->body.len) {
-		/* As Windows: over HTTP only sealed SOAP, unless AllowUnencrypted. */
-		fail(r, "unencrypted-refused");
-		return;
-	}
-	if (!r->body.len) {
-		/* The empty POST clients use to finish the handshake before sealing. */
-		http_respond_empty(r, MHD_HTTP_OK);
-		return;
-	}
-	wsman_handle(r);
+	NEXT->sealed(r);
 }
 
 void auth_connection_login(struct http_req *r)
@@ -553,95 +545,17 @@ void auth_connection_login(struct http_req *r)
 	finish_login(r);
 }
 
-int auth_unseal_request(struct http_req *r)
+void auth_fail(struct http_req *r, const char *why)
 {
-	const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	struct auth_neg *n = r->conn->neg;
-	struct enc_body eb;
-	struct buf plain;
-
-	if (!enc_is_encrypted(ct))
-		return 0;
-	if (n && n->gss && enc_parse(ct, r->body.data, r->body.len, &eb) == 0) {
-		size_t plain_len = 0;
-		buf_init(&plain, r->body.limit);
-		buf_append(&plain, eb.data, eb.data_len);
-		if (gss_sec_unwrap(n->gss, eb.header, eb.header_len, plain.data, plain.len, &plain_len) < 0) {
-			buf_free_secret(&plain);
-			log_notice("sealed message from %s failed its integrity check", r->conn->remote);
-			fail(r, "bad-signature");
-			return -EACCES;
-		}
-		plain.len = MIN(plain_len, eb.orig_len ? eb.orig_len : plain_len);
-		snprintf(r->enc_protocol, sizeof r->enc_protocol, "%s", eb.protocol);
-		buf_free_secret(&r->body);
-		r->body = plain;
-		r->encrypted = true;
-		return 0;
-	}
-	if (!n || !n->sec_ready || enc_parse(ct, r->body.data, r->body.len, &eb) < 0 ||
-	    eb.header_len != 16 || eb.orig_len > eb.data_len) {
-		snprintf(r->result, sizeof r->result, "bad-encryption");
-		http_respond_empty(r, MHD_HTTP_BAD_REQUEST);
-		return -EBADMSG;
-	}
-	buf_init(&plain, r->body.limit);
-	buf_append(&plain, eb.data, eb.data_len);
-	if (ntlm_unseal(&n->sec, plain.data, plain.len, eb.header) < 0) {
-		/* Tampered or replayed: the context is dead; the client must log in again. */
-		buf_free_secret(&plain);
-		log_notice("sealed message from %s failed its signature check", r->conn->remote);
-		fail(r, "bad-signature");
-		return -EACCES;
-	}
-	plain.len = eb.orig_len;        /* OMI pads to 16 */
-	snprintf(r->enc_protocol, sizeof r->enc_protocol, "%s", eb.protocol);
-	buf_free_secret(&r->body);
-	r->body = plain;
-	r->encrypted = true;
-	return 0;
+	fail(r, why);
 }
 
-int auth_seal_response(struct http_req *r, struct buf *out, char *ctype, size_t ctlen)
+struct ntlm_sec *auth_conn_ntlm(const struct http_conn *c)
 {
-	struct auth_neg *n = r->conn->neg;
-	unsigned char sig[16];
-	struct buf sealed;
-	int rc;
+	return c->neg && c->neg->sec_ready ? &c->neg->sec : NULL;
+}
 
-	if (!r->encrypted || !n || !r->out.len)
-		return 0;
-	if (n->gss) {
-		struct buf hdr, data;
-		buf_init(&hdr, 0);
-		buf_init(&data, 0);
-		buf_init(&sealed, 0);
-		rc = gss_sec_wrap(n->gss, r->out.data, r->out.len, &hdr, &data);
-		if (rc == 0)
-			rc = enc_build(r->enc_protocol, hdr.data, hdr.len, data.data, data.len, data.len,
-			    &sealed, ctype, ctlen);
-		buf_free(&hdr);
-		buf_free(&data);
-		if (rc < 0) {
-			buf_free(&sealed);
-			return rc;
-		}
-		buf_free(out);
-		*out = sealed;
-		return 1;
-	}
-	if (!n->sec_ready)
-		return 0;
-	if (ntlm_seal(&n->sec, r->out.data, r->out.len, sig) < 0)
-		return -EIO;
-	buf_init(&sealed, 0);
-	rc = enc_build(r->enc_protocol, sig, sizeof sig, r->out.data, r->out.len, r->out.len,
-	    &sealed, ctype, ctlen);
-	if (rc < 0) {
-		buf_free(&sealed);
-		return rc;
-	}
-	buf_free(out);
-	*out = sealed;
-	return 1;
+struct gss_sec *auth_conn_gss(const struct http_conn *c)
+{
+	return c->neg ? c->neg->gss : NULL;
 }

@@ -17,18 +17,18 @@
 #include <microhttpd.h>
 #include <systemd/sd-event.h>
 
-#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "mm.h"
-#include "net.h"
+#include "net_state.h"
 #include "util.h"
-#include "wsman.h"
 
 #define SOAP_CTYPE "application/soap+xml;charset=UTF-8"
 
 static struct http_req *suspended_head;
 static sd_event_source *kick;
+
+static void http_run_all(void);
 
 static int on_kick(sd_event_source *s, void *userdata)
 {
@@ -149,6 +149,24 @@ void http_machine(struct http_req *r, char *out, size_t len)
 			*p = '_';
 }
 
+static const struct http_handler *H;
+
+void http_set_handler(const struct http_handler *h)
+{
+	H = h;
+}
+
+void http_conn_set_login(struct http_conn *c, const struct mm_login *v)
+{
+	/* A second handshake on the connection replaces the login: the monitor forgets the first. */
+	if (c->login_id && c->login_id != v->login)
+		mm_login_release(c->login_id);
+	c->login_id = v->login;
+	free(c->user);
+	c->user = xstrdup(v->user);
+	c->uid = v->uid;
+}
+
 /*
  * The URL the client addressed, as WinRM gives it to a plug-in (httpUrl,
  * which wsmprovhost puts in $PSSenderInfo.ConnectionString): scheme, Host
@@ -254,7 +272,7 @@ static enum MHD_Result queue_answer(struct http_req *r)
 	char enc_ctype[160];
 
 	/* Sealed here, in answer order, because NTLM sequence numbers count answers. */
-	if (auth_seal_response(r, &r->out, enc_ctype, sizeof enc_ctype) > 0)
+	if (H->seal(r, &r->out, enc_ctype, sizeof enc_ctype) > 0)
 		r->content_type = enc_ctype;
 	resp = MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
@@ -264,7 +282,7 @@ static enum MHD_Result queue_answer(struct http_req *r)
 	if (r->www_auth)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
 	if (r->challenge && !r->www_auth)
-		auth_add_challenges(r, resp);
+		H->add_challenges(r, resp);
 	if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
 	ret = MHD_queue_response(r->mc, (unsigned)r->status, resp);
@@ -394,7 +412,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *mc, cons
 			snprintf(r->result, sizeof r->result, "too-large");
 			http_respond_empty(r, MHD_HTTP_CONTENT_TOO_LARGE);
 		} else {
-			auth_request(r);
+			H->request(r);
 		}
 		if (r->answered)
 			return queue_answer(r);
@@ -500,7 +518,7 @@ static void connection_notify(void *cls, struct MHD_Connection *mc, void **socke
 		/* A listener at MaxConnections resumes accepting only when libmicrohttpd runs again. */
 		kick_mhd();
 		c->login_deadline = sd_event_source_disable_unref(c->login_deadline);
-		auth_conn_closed(c);
+		H->conn_closed(c);
 		free(c->user);
 		wipe(c->basic_hash, sizeof c->basic_hash);
 		free(c);
@@ -564,7 +582,7 @@ static int on_prepare(sd_event_source *s, void *userdata)
 	return 0;
 }
 
-void http_run_all(void)
+static void http_run_all(void)
 {
 	for (size_t i = 0; i < NET.n_ls; i++)
 		if (NET.ls[i]->d)

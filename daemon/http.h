@@ -68,6 +68,32 @@ struct http_req {
 	struct http_req *next_suspended, *prev_suspended;
 };
 
+/*
+ * What the layers above HTTP do with it; worker.c sets this once, so that
+ * http.c calls nothing above it.  request: a whole request has arrived
+ * (authenticate it, then serve it); add_challenges: WWW-Authenticate headers
+ * for a 401; seal: seal an answer whose request came sealed (1 and a new body
+ * and Content-Type, 0 if not sealed, <0 on error); conn_closed: the
+ * connection is gone.
+ */
+struct MHD_Response;
+struct http_handler {
+	void (*request)(struct http_req *r);
+	void (*add_challenges)(struct http_req *r, struct MHD_Response *resp);
+	int (*seal)(struct http_req *r, struct buf *out, char *ctype, size_t ctlen);
+	void (*conn_closed)(struct http_conn *c);
+};
+void http_set_handler(const struct http_handler *h);
+
+struct mm_login;
+/* The connection now speaks for v's login (Negotiate/certificate logins are per connection). */
+void http_conn_set_login(struct http_conn *c, const struct mm_login *v);
+
+struct net_listener;
+/* Serve a listener (net.c starts and stops them as configurations change). */
+int http_listener_start(struct net_listener *l);
+void http_listener_stop(struct net_listener *l);
+
 void http_respond(struct http_req *r, int status, struct buf *body);   /* takes body */
 void http_respond_empty(struct http_req *r, int status);
 void http_respond_challenge(struct http_req *r);

@@ -19,7 +19,6 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
-#include "util.h"
 
 static const char *log_ident = "winrmd";
 static bool log_stderr = true;
@@ -72,8 +71,12 @@ static void emit(int prio, const struct field *f, size_t nf, const char *msg)
 {
 	if (log_journal) {
 		struct iovec iov[16];
-		char buf[16][600], *m = xasprintf("MESSAGE=%s", msg);
+		char buf[16][600], *m;
 		size_t n = 0;
+
+		/* Not xasprintf: util.c's allocators log through here when they fail. */
+		if (asprintf(&m, "MESSAGE=%s", msg) < 0)
+			return;
 
 		iov[n].iov_base = m; iov[n].iov_len = strlen(m); n++;
 		snprintf(buf[n], sizeof buf[n], "PRIORITY=%d", prio);
@@ -83,7 +86,7 @@ static void emit(int prio, const struct field *f, size_t nf, const char *msg)
 		for (size_t i = 0; i < nf && n < 16; i++, n++) {
 			int k = snprintf(buf[n], sizeof buf[n], "%s=%.*s", f[i].name, 500, f[i].value);
 			iov[n].iov_base = buf[n];
-			iov[n].iov_len = k < 0 ? 0 : MIN((size_t)k, sizeof buf[n] - 1);
+			iov[n].iov_len = k < 0 ? 0 : (size_t)k < sizeof buf[n] ? (size_t)k : sizeof buf[n] - 1;
 		}
 		/* A socket file with no journald behind it (a stopped container's) drops records. */
 		if (sd_journal_sendv(iov, (int)n) < 0) {

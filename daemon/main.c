@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 		debug = argc > 1 && !strcmp(argv[1], "-d");
 		log_open(WINRMD_WORKER_NAME, debug);
 		log_set_debug(debug);
-		return net_main(debug);
+		return worker_main(debug);
 	}
 	while ((opt = getopt_long(argc, argv, "f:EtTdVh", longopts, NULL)) != -1) {
 		switch (opt) {

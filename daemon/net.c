@@ -18,13 +18,11 @@
 
 #include <systemd/sd-event.h>
 
-#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "mm.h"
 #include "net.h"
 #include "ntlm.h"
-#include "shell.h"
 #include "soap.h"
 #include "util.h"
 #include "winrmd.h"
@@ -166,7 +164,6 @@ static void h_config_done(struct ipc_msg *m)
 		NET.n_ls = nk;
 	}
 	NET.n_staged = 0;
-	shell_config_changed();
 	mm_worker_ready();
 }
 
@@ -191,12 +188,27 @@ static void h_reply(struct ipc_msg *m)
 	mm_dispatch_reply(m);           /* a reply nobody asked for is bad */
 }
 
+static struct {
+	const struct net_events *ev[NET_MAX_SUBSCRIBERS];
+	size_t n;
+} SUBS;
+
+void net_subscribe(const struct net_events *ev)
+{
+	if (SUBS.n == NET_MAX_SUBSCRIBERS)
+		fatal("too many subscribers to the monitor's events (raise NET_MAX_SUBSCRIBERS)");
+	SUBS.ev[SUBS.n++] = ev;
+}
+
 static void h_session_killed(struct ipc_msg *m)
 {
 	uint64_t session = ipc_u64(m);
 
-	if (ipc_end(m))
-		shell_session_killed(session);
+	if (!ipc_end(m))
+		return;
+	for (size_t i = 0; i < SUBS.n; i++)
+		if (SUBS.ev[i]->session_killed)
+			SUBS.ev[i]->session_killed(session);
 }
 
 static void h_child_exit(struct ipc_msg *m)
@@ -205,8 +217,11 @@ static void h_child_exit(struct ipc_msg *m)
 	uint32_t pid = ipc_u32(m);
 	int32_t status = ipc_i32(m);
 
-	if (ipc_end(m))
-		shell_child_exited(session, (int)pid, status);
+	if (!ipc_end(m))
+		return;
+	for (size_t i = 0; i < SUBS.n; i++)
+		if (SUBS.ev[i]->child_exited)
+			SUBS.ev[i]->child_exited(session, (int)pid, status);
 }
 
 /*
@@ -263,7 +278,7 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	return 0;
 }
 
-int net_main(bool debug)
+int net_main(bool debug, void (*start)(void))
 {
 	struct ucred cred;
 	socklen_t cl = sizeof cred;
@@ -297,9 +312,11 @@ int net_main(bool debug)
 	if (ipc_chan_new(NET.ev, WINRMD_WORKER_IPC_FD, on_mon_msg, on_mon_close, NULL, &NET.mon) < 0)
 		fatal("ipc channel");
 	mm_attach(NET.mon);
-	shell_init();
+	start();
 	r = sd_event_loop(NET.ev);
-	shell_shutdown();
+	for (size_t i = 0; i < SUBS.n; i++)
+		if (SUBS.ev[i]->shutdown)
+			SUBS.ev[i]->shutdown();
 	for (size_t i = 0; i < NET.n_ls; i++)
 		listener_free(NET.ls[i]);
 	return r == 0 ? 0 : 1;

@@ -13,6 +13,6 @@
 #define WINRMD_WORKER_IPC_FD 3          /* the worker finds its channel here */
 
 int mon_main(const char *conf_path, bool embedded, bool debug);
-int net_main(bool debug);
+int worker_main(bool debug);
 
 #endif

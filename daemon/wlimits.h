@@ -28,6 +28,8 @@
 #define HTTP_DISCARD_MAX            (128ULL * 1024 * 1024)
 
 /* SOAP / XML. */
+#define NET_MAX_SUBSCRIBERS         4             /* endpoints that take the monitor's events */
+#define WSMAN_MAX_ENDPOINTS         16            /* registered endpoints (identify aside) */
 #define SOAP_MAX_DEPTH              48            /* a WS-Man envelope is about 8 deep */
 #define SOAP_MAX_ATTRS              64            /* per tag; libxml2 checks duplicates in O(n^2) */
 #define SOAP_MAX_SELECTORS          16

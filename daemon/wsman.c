@@ -10,8 +10,8 @@
 #include <microhttpd.h>
 
 #include "log.h"
-#include "net.h"
-#include "shell.h"
+#include "net_state.h"
+#include "wlimits.h"
 #include "wsman.h"
 
 static void call_free(struct wsman_call *c)
@@ -114,6 +114,24 @@ void wsman_reject_forbidden(struct http_req *r)
 	http_respond(r, status, &out);
 }
 
+static struct {
+	const struct wsman_endpoint *eps[WSMAN_MAX_ENDPOINTS];
+	size_t n;
+	wsman_action_fn identify;
+} REG;
+
+void wsman_register(const struct wsman_endpoint *ep)
+{
+	if (REG.n == WSMAN_MAX_ENDPOINTS)
+		fatal("too many endpoints (raise WSMAN_MAX_ENDPOINTS)");
+	REG.eps[REG.n++] = ep;
+}
+
+void wsman_register_identify(wsman_action_fn fn)
+{
+	REG.identify = fn;
+}
+
 static void dispatch(struct wsman_call *c)
 {
 	const char *uri = c->req.resource_uri;
@@ -122,12 +140,19 @@ static void dispatch(struct wsman_call *c)
 		wsman_fault(c, SF_HEADER_REQUIRED, "ResourceURI");
 		return;
 	}
-	if (str_ieq(uri, URI_CONFIG) || str_iprefix(uri, URI_CONFIG "/")) {
-		ep_config(c);
-		return;
-	}
-	if (shell_handles(c)) {
-		shell_dispatch(c);
+	for (size_t i = 0; i < REG.n; i++) {
+		const struct wsman_endpoint *ep = REG.eps[i];
+		if (!ep->handles(uri))
+			continue;
+		for (const struct wsman_action *a = ep->actions; a->action; a++)
+			if (wsman_action_is(c, a->action)) {
+				a->fn(c);
+				return;
+			}
+		if (ep->unknown)
+			ep->unknown(c);
+		else
+			wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
 		return;
 	}
 	wsman_fault(c, SF_RESOURCE_NOT_FOUND, uri);
@@ -144,6 +169,7 @@ void wsman_handle(struct http_req *r)
 	c->https = http_is_https(r);
 	http_machine(r, c->machine, sizeof c->machine);
 	snprintf(c->remote, sizeof c->remote, "%s", r->conn->remote);
+	c->authenticated = r->authenticated;
 	if (r->authenticated) {
 		c->user = xstrdup(r->conn->user);
 		c->uid = r->conn->uid;
@@ -165,9 +191,9 @@ void wsman_handle(struct http_req *r)
 		c->timeout_ms = (uint64_t)c->req.timeout_ms;
 
 	/* Identify is recognised by its body alone, like Windows does. */
-	if (c->req.body && soap_child(c->req.body, NS_WSMID, "Identify")) {
+	if (c->req.body && soap_child(c->req.body, NS_WSMID, "Identify") && REG.identify) {
 		snprintf(r->action, sizeof r->action, "Identify");
-		ep_identify(c, r->authenticated);
+		REG.identify(c);
 		return;
 	}
 	if (!r->authenticated) {

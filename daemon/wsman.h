@@ -48,11 +48,34 @@ struct wsman_call {
 	uid_t uid;
 	uint64_t login_id;
 	bool https;
+	bool authenticated;             /* only Identify is ever dispatched without */
 	size_t max_envelope;            /* the reply must not exceed this */
 	uint64_t timeout_ms;            /* OperationTimeout, clamped to MaxTimeoutms */
 	wsman_cancel_fn cancel;
 	void *data;                     /* endpoint state while pending */
 };
+
+/*
+ * The endpoint registry.  Each endpoint registers at start which resource
+ * URIs it serves and a table of the actions it answers; dispatch takes the
+ * first endpoint, in registration order, whose handles() accepts the URI,
+ * then the action from its table.  An action not in the table goes to
+ * unknown(), or gets ActionNotSupported.  Identify is recognised by its body
+ * and answered without a principal, so it has a slot of its own.
+ */
+typedef void (*wsman_action_fn)(struct wsman_call *c);
+struct wsman_action {
+	const char *action;
+	wsman_action_fn fn;
+};
+struct wsman_endpoint {
+	const char *name;
+	bool (*handles)(const char *resource_uri);
+	const struct wsman_action *actions;     /* ends with { NULL, NULL } */
+	wsman_action_fn unknown;                /* NULL: ActionNotSupported */
+};
+void wsman_register(const struct wsman_endpoint *ep);
+void wsman_register_identify(wsman_action_fn fn);
 
 void wsman_handle(struct http_req *r);
 void wsman_reject_forbidden(struct http_req *r);
@@ -63,9 +86,5 @@ void wsman_reply(struct wsman_call *c, struct soap_reply *rep);
 void wsman_reply_buf(struct wsman_call *c, struct buf *out);
 void wsman_fault(struct wsman_call *c, enum soap_fault f, const char *arg);
 bool wsman_action_is(const struct wsman_call *c, const char *action);
-
-/* endpoints/ */
-void ep_identify(struct wsman_call *c, bool authenticated);
-void ep_config(struct wsman_call *c);
 
 #endif

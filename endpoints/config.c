@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "net.h"
+#include "net_state.h"
 #include "wsman.h"
 
 static void num(struct soap_reply *r, const char *name, unsigned long long v)
@@ -97,16 +97,12 @@ static const char *config_tree(void)
 	return cached;
 }
 
-void ep_config(struct wsman_call *c)
+static void config_get(struct wsman_call *c)
 {
 	const struct conf *cf = &NET.conf;
 	const char *sub = c->req.resource_uri + strlen(URI_CONFIG);
 	struct soap_reply r;
 
-	if (!wsman_action_is(c, ACT_GET)) {
-		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
-		return;
-	}
 	soap_reply_begin(&r, &c->req, ACT_GET "Response");
 	if (!*sub) {
 		soap_w_raw(&r, config_tree());
@@ -120,4 +116,25 @@ void ep_config(struct wsman_call *c)
 		return;
 	}
 	wsman_reply(c, &r);
+}
+
+static bool config_handles(const char *uri)
+{
+	return str_ieq(uri, URI_CONFIG) || str_iprefix(uri, URI_CONFIG "/");
+}
+
+static const struct wsman_action config_actions[] = {
+	{ ACT_GET, config_get },
+	{ NULL, NULL },
+};
+
+static const struct wsman_endpoint config_endpoint = {
+	.name = "config",
+	.handles = config_handles,
+	.actions = config_actions,
+};
+
+void config_register(void)
+{
+	wsman_register(&config_endpoint);
 }

@@ -10,7 +10,7 @@
 #include <sys/utsname.h>
 
 #include "auth.h"
-#include "net.h"
+#include "net_state.h"
 #include "wsman.h"
 #include "winrmd.h"
 
@@ -53,7 +53,7 @@ static void build(struct soap_reply *r, bool https, bool authenticated)
  * configuration, the transport and whether the caller authenticated; each
  * variant is built once per configuration.
  */
-void ep_identify(struct wsman_call *c, bool authenticated)
+static void identify(struct wsman_call *c)
 {
 	static struct cached {
 		struct buf env;
@@ -62,7 +62,7 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 	} cache[2][2];
 	struct soap_reply r;
 	struct buf out;
-	int https = !!c->https, auth = !!authenticated;
+	int https = !!c->https, auth = !!c->authenticated;
 	struct cached *e = &cache[https][auth];
 
 	if (!e->built || e->gen != NET.conf_gen) {
@@ -80,4 +80,9 @@ void ep_identify(struct wsman_call *c, bool authenticated)
 	buf_init(&out, 0);
 	buf_append(&out, e->env.data, e->env.len);
 	wsman_reply_buf(c, &out);
+}
+
+void identify_register(void)
+{
+	wsman_register_identify(identify);
 }

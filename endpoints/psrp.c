@@ -33,9 +33,9 @@
 #include "ipc.h"
 #include "log.h"
 #include "mm.h"
-#include "net.h"
+#include "net_state.h"
 #include "psrp_wire.h"
-#include "shell.h"
+#include "endpoints.h"
 #include "shell_int.h"
 #include "wsman.h"
 #include "xpress.h"
@@ -392,6 +392,7 @@ static size_t shell_buffered(const struct psrp *ps)
 /* ---- reading the runspace --------------------------------------------- */
 
 static void psrp_break(struct psrp *ps, const char *why);
+static const struct shell_ops psrp_shell_ops;
 static void drain_end(struct psrp *ps);
 static void pipe_closed(struct command *cmd);
 static bool pipe_is_closed(void *owner);
@@ -995,6 +996,7 @@ static void psrp_create(struct wsman_call *c, const struct conf_session *sc)
 	sh->input_streams = xstrdup("stdin pr");
 	sh->output_streams = xstrdup("stdout");
 	ps = sh->psrp = xcalloc(1, sizeof *ps);
+	sh->ops = &psrp_shell_ops;
 	ps->sh = sh;
 	memcpy(ps->id, sh->id, sizeof ps->id);
 	ps->in_fd = ps->out_fd = ps->err_fd = -1;
@@ -1204,7 +1206,7 @@ static void pipe_closed(struct command *cmd)
 }
 
 /* shell.c's command_free, for a PowerShell pipeline. */
-void psrp_pipe_free(struct command *cmd)
+static void psrp_pipe_free(struct command *cmd)
 {
 	park_fail(&cmd->pipe->closing, SF_COMMAND_NOT_FOUND, NULL);
 	target_clear(&cmd->pipe->t);
@@ -1468,7 +1470,7 @@ static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * is written now: a runspace that stopped reading must not block the worker.
  * Returns true when the close of sh->session was taken over.
  */
-bool psrp_free(struct shell *sh)
+static bool psrp_free(struct shell *sh)
 {
 	struct psrp *ps = sh->psrp;
 	bool drain = false;
@@ -1516,7 +1518,7 @@ bool psrp_free(struct shell *sh)
 	return false;
 }
 
-void psrp_child_exited(struct shell *sh, int pid, int status)
+static void psrp_child_exited(struct shell *sh, int pid, int status)
 {
 	struct psrp *ps = sh->psrp;
 
@@ -1530,7 +1532,7 @@ void psrp_child_exited(struct shell *sh, int pid, int status)
 		psrp_break(ps, "The PowerShell runspace process ended. ");
 }
 
-bool psrp_sweep(struct shell *sh)
+static bool psrp_sweep(struct shell *sh)
 {
 	struct psrp *ps = sh->psrp;
 	bool waiting;
@@ -1549,86 +1551,184 @@ bool psrp_sweep(struct shell *sh)
 
 /* ---- dispatch --------------------------------------------------------- */
 
-bool psrp_compressed(const struct shell *sh)
+static bool psrp_compressed(const struct shell *sh)
 {
 	return sh->psrp && sh->psrp->compression;
 }
 
-bool psrp_handles(const struct wsman_call *c)
+static const struct shell_ops psrp_shell_ops = {
+	.free = psrp_free,
+	.pipe_free = psrp_pipe_free,
+	.child_exited = psrp_child_exited,
+	.sweep = psrp_sweep,
+	.compressed = psrp_compressed,
+};
+
+static bool psrp_handles(const char *uri)
 {
-	const struct conf_session *sc = conf_session_by_uri(&NET.conf, c->req.resource_uri);
+	const struct conf_session *sc = conf_session_by_uri(&NET.conf, uri);
 
 	/* A winrs-protocol configuration (enable-remoting's cmd.conf) stays with WinRS. */
 	if (sc)
 		return sc->protocol == CONF_PROTO_PSRP;
-	return str_iprefix(c->req.resource_uri, URI_PSH_PREFIX);
+	return str_iprefix(uri, URI_PSH_PREFIX);
 }
 
-void psrp_dispatch(struct wsman_call *c)
+static void act_create(struct wsman_call *c)
 {
 	const struct conf_session *sc = conf_session_by_uri(&NET.conf, c->req.resource_uri);
-	struct shell *sh;
 
-	if (wsman_action_is(c, ACT_CREATE)) {
-		if (!sc || !sc->enabled || sc->protocol != CONF_PROTO_PSRP) {
-			wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
-			return;
-		}
-		psrp_create(c, sc);
+	if (!sc || !sc->enabled || sc->protocol != CONF_PROTO_PSRP) {
+		wsman_fault(c, SF_RESOURCE_NOT_FOUND, c->req.resource_uri);
 		return;
 	}
-	if (wsman_action_is(c, ACT_ENUMERATE)) {
-		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
-		return;
-	}
-	/* By ShellId and owner: pypsrp's get_runspace_pools reconnects on the default URI. */
-	sh = shell_lookup(c, true);
+	psrp_create(c, sc);
+}
+
+/*
+ * The shell an action names, by ShellId and owner (pypsrp's
+ * get_runspace_pools reconnects on the default URI).  `live`: the action
+ * needs a connected client and, but for Signal and Receive, a runspace
+ * that still runs.
+ */
+static struct shell *target(struct wsman_call *c, bool live)
+{
+	struct shell *sh = shell_lookup(c, true);
+
 	if (!sh)
-		return;
+		return NULL;
 	if (!sh->psrp || sh->opening) {
 		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
-		return;
+		return NULL;
 	}
-	if (wsman_action_is(c, ACT_DELETE)) {
-		struct soap_reply r;
-		shell_free(sh, "shell-deleted");
-		soap_reply_begin(&r, &c->req, ACT_DELETE "Response");
-		wsman_reply(c, &r);
-		return;
-	}
-	if (wsman_action_is(c, ACT_CONNECT)) {
-		psrp_connect(c, sh);
-		return;
-	}
-	if (wsman_action_is(c, ACT_RECONNECT)) {
-		psrp_reconnect(c, sh);
-		return;
-	}
-	if (wsman_action_is(c, ACT_GET)) {
-		struct soap_reply r;
-		soap_reply_begin(&r, &c->req, ACT_GET "Response");
-		write_shell(&r, sh);
-		wsman_reply(c, &r);
-		return;
-	}
+	if (!live)
+		return sh;
 	if (sh->disconnected && !wsman_action_is(c, ACT_DISCONNECT)) {
 		wsman_fault(c, SF_SHELL_DISCONNECTED, NULL);
-		return;
+		return NULL;
 	}
 	if (sh->psrp->broken && !wsman_action_is(c, ACT_SIGNAL) && !wsman_action_is(c, ACT_RECEIVE)) {
 		wsman_fault(c, SF_PROCESS_FAILED, "The PowerShell runspace process ended. ");
-		return;
+		return NULL;
 	}
-	if (wsman_action_is(c, ACT_COMMAND))
+	return sh;
+}
+
+static void act_enumerate(struct wsman_call *c)
+{
+	wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+}
+
+static void act_delete(struct wsman_call *c)
+{
+	struct shell *sh = target(c, false);
+	struct soap_reply r;
+
+	if (!sh)
+		return;
+	shell_free(sh, "shell-deleted");
+	soap_reply_begin(&r, &c->req, ACT_DELETE "Response");
+	wsman_reply(c, &r);
+}
+
+static void act_get(struct wsman_call *c)
+{
+	struct shell *sh = target(c, false);
+	struct soap_reply r;
+
+	if (!sh)
+		return;
+	soap_reply_begin(&r, &c->req, ACT_GET "Response");
+	write_shell(&r, sh);
+	wsman_reply(c, &r);
+}
+
+static void act_connect(struct wsman_call *c)
+{
+	struct shell *sh = target(c, false);
+
+	if (sh)
+		psrp_connect(c, sh);
+}
+
+static void act_reconnect(struct wsman_call *c)
+{
+	struct shell *sh = target(c, false);
+
+	if (sh)
+		psrp_reconnect(c, sh);
+}
+
+static void act_command(struct wsman_call *c)
+{
+	struct shell *sh = target(c, true);
+
+	if (sh)
 		psrp_command(c, sh);
-	else if (wsman_action_is(c, ACT_SEND))
+}
+
+static void act_send(struct wsman_call *c)
+{
+	struct shell *sh = target(c, true);
+
+	if (sh)
 		psrp_send(c, sh);
-	else if (wsman_action_is(c, ACT_RECEIVE))
+}
+
+static void act_receive(struct wsman_call *c)
+{
+	struct shell *sh = target(c, true);
+
+	if (sh)
 		psrp_receive(c, sh);
-	else if (wsman_action_is(c, ACT_SIGNAL))
+}
+
+static void act_signal(struct wsman_call *c)
+{
+	struct shell *sh = target(c, true);
+
+	if (sh)
 		psrp_signal(c, sh);
-	else if (wsman_action_is(c, ACT_DISCONNECT))
+}
+
+static void act_disconnect(struct wsman_call *c)
+{
+	struct shell *sh = target(c, true);
+
+	if (sh)
 		psrp_disconnect(c, sh);
-	else
+}
+
+/* Any other action: the shell is checked first, as for the ones above. */
+static void act_unknown(struct wsman_call *c)
+{
+	if (target(c, true))
 		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
+}
+
+static const struct wsman_action psrp_actions[] = {
+	{ ACT_CREATE, act_create },
+	{ ACT_ENUMERATE, act_enumerate },
+	{ ACT_DELETE, act_delete },
+	{ ACT_CONNECT, act_connect },
+	{ ACT_RECONNECT, act_reconnect },
+	{ ACT_GET, act_get },
+	{ ACT_COMMAND, act_command },
+	{ ACT_SEND, act_send },
+	{ ACT_RECEIVE, act_receive },
+	{ ACT_SIGNAL, act_signal },
+	{ ACT_DISCONNECT, act_disconnect },
+	{ NULL, NULL },
+};
+
+static const struct wsman_endpoint psrp_endpoint = {
+	.name = "psrp",
+	.handles = psrp_handles,
+	.actions = psrp_actions,
+	.unknown = act_unknown,
+};
+
+void psrp_register(void)
+{
+	wsman_register(&psrp_endpoint);
 }

@@ -29,7 +29,7 @@
 #include "log.h"
 #include "mm.h"
 #include "net.h"
-#include "shell.h"
+#include "endpoints.h"
 #include "shell_int.h"
 #include "wlimits.h"
 #include "wsman.h"
@@ -482,7 +482,7 @@ void command_free(struct command *cmd)
 		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 	}
 	if (cmd->pipe)
-		psrp_pipe_free(cmd);
+		cmd->sh->ops->pipe_free(cmd);
 	stream_close(&cmd->out);
 	stream_close(&cmd->err);
 	cmd->in_src = sd_event_source_disable_unref(cmd->in_src);
@@ -514,7 +514,7 @@ static struct command *command_synthetic(struct shell *sh, const char *id, const
 	return cmd;
 }
 
-void shell_session_killed(uint64_t session)
+static void shell_session_killed(uint64_t session)
 {
 	for (struct shell *s = shells; s; s = s->next)
 		if (s->session == session) {
@@ -527,13 +527,13 @@ void shell_session_killed(uint64_t session)
 		}
 }
 
-void shell_child_exited(uint64_t session, int pid, int status)
+static void shell_child_exited(uint64_t session, int pid, int status)
 {
 	for (struct shell *s = shells; s; s = s->next) {
 		if (s->session != session)
 			continue;
-		if (s->psrp) {
-			psrp_child_exited(s, pid, status);
+		if (s->ops) {
+			s->ops->child_exited(s, pid, status);
 			return;
 		}
 		for (struct command *c = s->cmds; c; c = c->next)
@@ -556,7 +556,7 @@ void shell_free(struct shell *sh, const char *why)
 			*pp = sh->next;
 			break;
 		}
-	if (psrp_free(sh))
+	if (sh->ops && sh->ops->free(sh))
 		sh->session = 0;
 	while (sh->cmds)
 		command_free(sh->cmds);
@@ -586,8 +586,8 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 		next = sh->next;
 		for (struct command *c = sh->cmds; c; c = c->next)
 			park_check_client(&c->recv);
-		if (sh->psrp)
-			busy = psrp_sweep(sh);
+		if (sh->ops)
+			busy = sh->ops->sweep(sh);
 		if (sh->opening)
 			continue;
 		/* A parked Receive is a connected client, not idleness (as on Windows). */
@@ -607,23 +607,11 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-void shell_init(void)
-{
-	if (sd_event_add_time_relative(NET.ev, &sweep, CLOCK_MONOTONIC, SHELL_SWEEP_MS * 1000ULL, 0,
-	    on_sweep, NULL) < 0)
-		fatal("cannot arm the shell sweep");
-	sd_event_source_set_description(sweep, "shell-sweep");
-}
-
-void shell_shutdown(void)
+static void shell_shutdown(void)
 {
 	while (shells)
 		shell_free(shells, "shell-deleted");
 	sweep = sd_event_source_unref(sweep);
-}
-
-void shell_config_changed(void)
-{
 }
 
 /* ---- Create ----------------------------------------------------------- */
@@ -649,8 +637,8 @@ void write_shell(struct soap_reply *r, const struct shell *sh)
 	soap_w_elem(r, "rsp:ShellRunTime", t);
 	duration(t, sizeof t, now - sh->active_ms);
 	soap_w_elem(r, "rsp:ShellInactivity", t);
-	if (sh->psrp)
-		soap_w_elem(r, "rsp:CompressionMode", psrp_compressed(sh) ? "XpressCompression" : "NoCompression");
+	if (sh->ops)
+		soap_w_elem(r, "rsp:CompressionMode", sh->ops->compressed(sh) ? "XpressCompression" : "NoCompression");
 	soap_w_elem(r, "rsp:State", sh->disconnected ? "Disconnected" : "Connected");
 	soap_w_end(r);
 }
@@ -1434,62 +1422,139 @@ static void shell_enumerate(struct wsman_call *c, bool commands)
 	wsman_reply(c, &r);
 }
 
-/* ---- dispatch --------------------------------------------------------- */
+/* ---- the endpoints ----------------------------------------------------- */
 
-bool shell_handles(const struct wsman_call *c)
+/* The shell resource itself: Enumerate and Get of any kind of shell. */
+static bool shells_handles(const char *uri)
 {
-	const char *u = c->req.resource_uri;
-
-	return str_ieq(u, URI_SHELL_CMD) || str_ieq(u, URI_SHELL) ||
-	    str_ieq(u, URI_SHELL "/Command") || psrp_handles(c);
+	return str_ieq(uri, URI_SHELL) || str_ieq(uri, URI_SHELL "/Command");
 }
 
-void shell_dispatch(struct wsman_call *c)
+static void shells_enumerate(struct wsman_call *c)
 {
-	const char *u = c->req.resource_uri;
-	struct shell *sh;
+	shell_enumerate(c, str_ieq(c->req.resource_uri, URI_SHELL "/Command"));
+}
 
-	if (str_ieq(u, URI_SHELL) || str_ieq(u, URI_SHELL "/Command")) {
-		/* A failed shell_lookup has answered and freed c: test the action first. */
-		if (wsman_action_is(c, ACT_ENUMERATE))
-			shell_enumerate(c, str_ieq(u, URI_SHELL "/Command"));
-		else if (!wsman_action_is(c, ACT_GET))
-			wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
-		else if ((sh = shell_lookup(c, true)))
-			shell_get(c, sh);
-		return;
-	}
-	if (psrp_handles(c)) {
-		psrp_dispatch(c);
-		return;
-	}
-	if (wsman_action_is(c, ACT_CREATE)) {
-		shell_create(c);
-		return;
-	}
-	if (!wsman_action_is(c, ACT_COMMAND) && !wsman_action_is(c, ACT_SEND) &&
-	    !wsman_action_is(c, ACT_RECEIVE) && !wsman_action_is(c, ACT_SIGNAL) &&
-	    !wsman_action_is(c, ACT_DELETE) && !wsman_action_is(c, ACT_GET)) {
-		wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
-		return;
-	}
-	sh = shell_lookup(c, true);
-	if (!sh)
-		return;
-	if (sh->opening || sh->psrp) {
-		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
-		return;
-	}
-	if (wsman_action_is(c, ACT_COMMAND))
-		shell_command(c, sh);
-	else if (wsman_action_is(c, ACT_SEND))
-		shell_send(c, sh);
-	else if (wsman_action_is(c, ACT_RECEIVE))
-		shell_receive(c, sh);
-	else if (wsman_action_is(c, ACT_SIGNAL))
-		shell_signal(c, sh);
-	else if (wsman_action_is(c, ACT_DELETE))
-		shell_delete(c, sh);
-	else
+static void shells_get(struct wsman_call *c)
+{
+	struct shell *sh = shell_lookup(c, true);
+
+	if (sh)
 		shell_get(c, sh);
+}
+
+static const struct wsman_action shells_actions[] = {
+	{ ACT_ENUMERATE, shells_enumerate },
+	{ ACT_GET, shells_get },
+	{ NULL, NULL },
+};
+
+static const struct wsman_endpoint shells_endpoint = {
+	.name = "shells",
+	.handles = shells_handles,
+	.actions = shells_actions,
+};
+
+/* The WinRS cmd shell. */
+static bool winrs_handles(const char *uri)
+{
+	return str_ieq(uri, URI_SHELL_CMD);
+}
+
+/* The shell an action names; a PSRP shell is not one to WinRS. */
+static struct shell *winrs_target(struct wsman_call *c)
+{
+	struct shell *sh = shell_lookup(c, true);
+
+	if (sh && (sh->opening || sh->psrp)) {
+		wsman_fault(c, SF_SHELL_NOT_FOUND, sh->id);
+		return NULL;
+	}
+	return sh;
+}
+
+static void winrs_command(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_command(c, sh);
+}
+
+static void winrs_send(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_send(c, sh);
+}
+
+static void winrs_receive(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_receive(c, sh);
+}
+
+static void winrs_signal(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_signal(c, sh);
+}
+
+static void winrs_delete(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_delete(c, sh);
+}
+
+static void winrs_get(struct wsman_call *c)
+{
+	struct shell *sh = winrs_target(c);
+
+	if (sh)
+		shell_get(c, sh);
+}
+
+static const struct wsman_action winrs_actions[] = {
+	{ ACT_CREATE, shell_create },
+	{ ACT_COMMAND, winrs_command },
+	{ ACT_SEND, winrs_send },
+	{ ACT_RECEIVE, winrs_receive },
+	{ ACT_SIGNAL, winrs_signal },
+	{ ACT_DELETE, winrs_delete },
+	{ ACT_GET, winrs_get },
+	{ NULL, NULL },
+};
+
+static const struct wsman_endpoint winrs_endpoint = {
+	.name = "winrs",
+	.handles = winrs_handles,
+	.actions = winrs_actions,
+};
+
+static const struct net_events shell_events = {
+	.session_killed = shell_session_killed,
+	.child_exited = shell_child_exited,
+	.shutdown = shell_shutdown,
+};
+
+void shell_register(void)
+{
+	if (sd_event_add_time_relative(NET.ev, &sweep, CLOCK_MONOTONIC, SHELL_SWEEP_MS * 1000ULL, 0,
+	    on_sweep, NULL) < 0)
+		fatal("cannot arm the shell sweep");
+	sd_event_source_set_description(sweep, "shell-sweep");
+	net_subscribe(&shell_events);
+	wsman_register(&shells_endpoint);
+}
+
+void winrs_register(void)
+{
+	wsman_register(&winrs_endpoint);
 }

@@ -37,6 +37,21 @@ struct wsman_call *park_release(struct park *p);
 void park_check_client(struct park *p);
 
 struct shell;
+struct command;
+
+/*
+ * What a kind of shell adds to the shared machinery: the PSRP bridge sets
+ * these on its shells, so that this code never calls up into psrp.c.
+ */
+struct shell_ops {
+	bool (*free)(struct shell *sh);         /* true: it closes sh->session itself, later */
+	void (*pipe_free)(struct command *cmd);
+	void (*child_exited)(struct shell *sh, int pid, int status);
+	/* Drops Receives whose client went away; true while one still waits
+	 * (a connected client: the shell is not idle). */
+	bool (*sweep)(struct shell *sh);
+	bool (*compressed)(const struct shell *sh);
+};
 
 struct stream {
 	struct buf data;
@@ -88,6 +103,7 @@ struct shell {
 	bool opening;
 	bool killed;                    /* an administrator ended it while it was opening */
 	struct psrp *psrp;              /* PSRP: the runspace process behind this shell */
+	const struct shell_ops *ops;    /* set by the kind of shell that needs them */
 	bool disconnected;
 };
 
@@ -119,16 +135,5 @@ bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m);
 bool stream_names_ok(const char *list, const char *allowed);
 bool command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37]);
 void send_reply(struct wsman_call *c);
-
-/* psrp.c */
-bool psrp_handles(const struct wsman_call *c);
-void psrp_dispatch(struct wsman_call *c);
-/* Drops Receives whose client went away; true while one still waits (a
- * connected client: the shell is not idle). */
-bool psrp_sweep(struct shell *sh);
-bool psrp_free(struct shell *sh);   /* true: it closes sh->session when pwsh is done */
-void psrp_pipe_free(struct command *cmd);
-void psrp_child_exited(struct shell *sh, int pid, int status);
-bool psrp_compressed(const struct shell *sh);
 
 #endif
