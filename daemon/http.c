@@ -46,6 +46,7 @@ static void kick_mhd(void)
 	if (!kick) {
 		if (sd_event_add_defer(NET.ev, &kick, on_kick, NULL) < 0)
 			return;
+		sd_event_source_set_description(kick, "mhd-kick");
 	}
 	sd_event_source_set_enabled(kick, SD_EVENT_ONESHOT);
 }

@@ -358,6 +358,7 @@ static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
 		login_reply(type, req, result, NULL, NULL, 0);
 		return;
 	}
+	sd_event_source_set_description(p->timer, "failed-login-delay");
 	p->next = M.pending;
 	M.pending = p;
 	M.n_pending++;
@@ -1703,10 +1704,10 @@ int mon_main(const char *conf_path, bool embedded, bool debug)
 	signal(SIGPIPE, SIG_IGN);
 	if (sd_event_default(&M.ev) < 0)
 		fatal("sd_event_default failed");
-	if (sd_event_add_signal(M.ev, NULL, SIGCHLD, on_sigchld, NULL) < 0 ||
-	    sd_event_add_signal(M.ev, NULL, SIGHUP, on_sighup, NULL) < 0 ||
-	    sd_event_add_signal(M.ev, NULL, SIGTERM, on_sigterm, NULL) < 0 ||
-	    sd_event_add_signal(M.ev, NULL, SIGINT, on_sigterm, NULL) < 0 ||
+	if (ev_add_signal(M.ev, SIGCHLD, on_sigchld, "sigchld") < 0 ||
+	    ev_add_signal(M.ev, SIGHUP, on_sighup, "sighup") < 0 ||
+	    ev_add_signal(M.ev, SIGTERM, on_sigterm, "sigterm") < 0 ||
+	    ev_add_signal(M.ev, SIGINT, on_sigterm, "sigint") < 0 ||
 	    sd_event_add_time_relative(M.ev, &tick, CLOCK_MONOTONIC, 3 * 1000000ULL, 0, reaper_tick, NULL) < 0)
 		fatal("cannot set up the monitor's event loop");
 	sd_event_source_set_description(tick, "reaper");

@@ -233,6 +233,7 @@ int mon_pam_authenticate_start(sd_event *ev, const char *service, const char *us
 		mon_pam_job_cancel(j);
 		return r;
 	}
+	sd_event_source_set_description(j->io, "pam-job");
 	*out = j;
 	return 0;
 }

@@ -305,9 +305,9 @@ int net_main(bool debug, void (*start)(void))
 	signal(SIGPIPE, SIG_IGN);
 	if (sd_event_new(&NET.ev) < 0)
 		fatal("sd_event_new failed");
-	if (sd_event_add_signal(NET.ev, NULL, SIGTERM, on_term, NULL) < 0 ||
-	    sd_event_add_signal(NET.ev, NULL, SIGINT, on_term, NULL) < 0 ||
-	    sd_event_add_signal(NET.ev, NULL, SIGHUP, NULL, NULL) < 0)
+	if (ev_add_signal(NET.ev, SIGTERM, on_term, "sigterm") < 0 ||
+	    ev_add_signal(NET.ev, SIGINT, on_term, "sigint") < 0 ||
+	    ev_add_signal(NET.ev, SIGHUP, NULL, "sighup") < 0)
 		fatal("cannot set up the worker's event loop");
 	if (ipc_chan_new(NET.ev, WINRMD_WORKER_IPC_FD, on_mon_msg, on_mon_close, NULL, &NET.mon) < 0)
 		fatal("ipc channel");

@@ -475,3 +475,16 @@ void close_safe(int *fd)
 		*fd = -1;
 	}
 }
+
+int ev_add_signal(sd_event *e, int sig, sd_event_signal_handler_t cb, const char *name)
+{
+	sd_event_source *s;
+	int r = sd_event_add_signal(e, &s, sig, cb, NULL);
+
+	if (r < 0)
+		return r;
+	sd_event_source_set_description(s, name);
+	sd_event_source_set_floating(s, 1);
+	sd_event_source_unref(s);
+	return 0;
+}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <systemd/sd-event.h>
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -79,6 +81,9 @@ uint64_t now_ms(void);
 
 /* Set O_NONBLOCK / FD_CLOEXEC. */
 int fd_nonblock(int fd, bool on);
+
+/* A signal source the loop owns, named for sd-event's debug output; <0 errno. */
+int ev_add_signal(sd_event *e, int sig, sd_event_signal_handler_t cb, const char *name);
 int fd_cloexec(int fd, bool on);
 void close_safe(int *fd);
 

@@ -177,10 +177,15 @@ static void stream_resume(struct stream *st)
 
 static int stream_attach(struct command *cmd, struct stream *st, int fd)
 {
+	int r;
+
 	st->fd = fd;
 	buf_init(&st->data, 0);
 	fd_nonblock(fd, true);
-	return sd_event_add_io(NET.ev, &st->src, fd, EPOLLIN, on_stream, cmd);     /* checked by the caller */
+	r = sd_event_add_io(NET.ev, &st->src, fd, EPOLLIN, on_stream, cmd);
+	if (r >= 0)     /* a failure is the caller's to answer */
+		sd_event_source_set_description(st->src, st == &cmd->out ? "command-stdout" : "command-stderr");
+	return r;
 }
 
 static void stream_close(struct stream *st)
@@ -226,6 +231,8 @@ static void stdin_flush(struct command *cmd)
 			int r = sd_event_add_io(NET.ev, &cmd->in_src, cmd->in_fd, EPOLLOUT, on_stdin, cmd);
 			if (r < 0)      /* the input stays queued; the next Send tries again */
 				log_err_errno(r, "command %s: cannot watch its stdin", cmd->id);
+			else
+				sd_event_source_set_description(cmd->in_src, "command-stdin");
 		} else
 			sd_event_source_set_enabled(cmd->in_src, SD_EVENT_ON);
 	} else if (cmd->in_src) {
@@ -418,7 +425,9 @@ void park_call(struct park *p, struct wsman_call *c)
 	    1000, on_park_timeout, p) < 0) {
 		log_err("cannot arm a Receive's timeout: answering it now");
 		park_fail(p, SF_TIMED_OUT, NULL);
+		return;
 	}
+	sd_event_source_set_description(p->timer, "receive-timeout");
 }
 
 /* The sweep: a parked Receive whose client left is dropped now, not at its timeout. */
