@@ -814,7 +814,7 @@ static void psrp_receive(struct wsman_call *c, struct shell *sh)
 	}
 	free(want);
 	if (cid) {
-		struct command *cmd = command_find(sh, cid);
+		struct command *cmd = shell_command_find(sh, cid);
 		if (!cmd || !cmd->pipe) {
 			wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 			return;
@@ -835,7 +835,7 @@ static void psrp_receive(struct wsman_call *c, struct shell *sh)
 
 static void on_spawn(void *data, struct ipc_msg *m)
 {
-	struct open_ctx *oc = data;
+	struct shell_open_ctx *oc = data;
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
 	struct psrp *ps = sh->psrp;
@@ -886,14 +886,14 @@ static void on_spawn(void *data, struct ipc_msg *m)
 	queue_data(&ps->pool, false, ps->creation_xml);
 	free(ps->creation_xml);
 	ps->creation_xml = NULL;
-	audit(sh, NULL, "shell-created", -1);
+	shell_audit(sh, NULL, "shell-created", -1);
 	/* Windows answers at once; the pool opens while the client polls Receive. */
-	create_reply(c, sh);
+	shell_create_reply(c, sh);
 }
 
 static void on_session(void *data, struct ipc_msg *m)
 {
-	struct open_ctx *oc = data;
+	struct shell_open_ctx *oc = data;
 	struct shell *sh = oc->sh;
 	struct wsman_call *c = oc->c;
 	static char *argv[] = { "runspace" };
@@ -1069,7 +1069,7 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		    "A PowerShell command needs exactly one Arguments element. ");
 		return;
 	}
-	if (!command_id_choose(c, sh, cid, id))
+	if (!shell_command_id_choose(c, sh, cid, id))
 		return;
 	args = soap_text(arg);
 	if (psrp_b64_compact(args) < 0 || !*args) {
@@ -1116,7 +1116,7 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	queue_simple(&cmd->pipe->t, "Command");
 	queue_data(&cmd->pipe->t, false, args);
 	free(args);
-	audit(sh, cmd, "command-started", -1);
+	shell_audit(sh, cmd, "command-started", -1);
 	soap_reply_begin(&r, &c->req, ACT_COMMAND "Response");
 	soap_w_start(&r, "rsp:CommandResponse");
 	soap_w_elem(&r, "rsp:CommandId", cmd->id);
@@ -1143,7 +1143,7 @@ static void psrp_send(struct wsman_call *c, struct shell *sh)
 			return;
 		}
 		if (cid) {
-			struct command *cmd = command_find(sh, cid);
+			struct command *cmd = shell_command_find(sh, cid);
 			if (!cmd || !cmd->pipe) {
 				wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 				return;
@@ -1169,7 +1169,7 @@ static void psrp_send(struct wsman_call *c, struct shell *sh)
 			queue_data(t, !strcmp(name, "pr"), text);
 		free(text);
 	}
-	send_reply(c);
+	shell_send_reply(c);
 }
 
 static void signal_reply(struct wsman_call *c)
@@ -1193,7 +1193,7 @@ static void pipe_close_answer(void *owner, struct wsman_call *c)
 	struct psrp_pipe *p = owner;
 
 	signal_reply(c);
-	command_free(p->t.cmd);
+	shell_command_free(p->t.cmd);
 }
 
 /* A terminated pipeline is closed in pwsh (or pwsh is gone): answer its Signal, forget it. */
@@ -1202,10 +1202,10 @@ static void pipe_closed(struct command *cmd)
 	if (cmd->pipe->closing.call)
 		park_wake(&cmd->pipe->closing);
 	else
-		command_free(cmd);
+		shell_command_free(cmd);
 }
 
-/* shell.c's command_free, for a PowerShell pipeline. */
+/* shell.c's shell_command_free, for a PowerShell pipeline. */
 static void psrp_pipe_free(struct command *cmd)
 {
 	park_fail(&cmd->pipe->closing, SF_COMMAND_NOT_FOUND, NULL);
@@ -1219,7 +1219,7 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 	xmlNodePtr sig = soap_child(c->req.body, NS_RSP, "Signal");
 	char cb[SOAP_MAX_ID + 1];
 	const char *cid = soap_attr(sig, "CommandId", cb, sizeof cb);
-	struct command *cmd = command_find(sh, cid);
+	struct command *cmd = shell_command_find(sh, cid);
 	const char *what;
 	char *code;
 
@@ -1288,14 +1288,14 @@ static void psrp_disconnect(struct wsman_call *c, struct shell *sh)
 	for (struct command *cmd = sh->cmds; cmd; cmd = cmd->next)
 		if (cmd->pipe)
 			park_fail(&cmd->pipe->t.recv, SF_SHELL_DISCONNECTED, NULL);
-	audit(sh, NULL, "shell-disconnected", -1);
+	shell_audit(sh, NULL, "shell-disconnected", -1);
 	empty_reply(c, ACT_DISCONNECT "Response", "rsp:DisconnectResponse");
 }
 
 static void psrp_reconnect(struct wsman_call *c, struct shell *sh)
 {
 	sh->disconnected = false;
-	audit(sh, NULL, "shell-reconnected", -1);
+	shell_audit(sh, NULL, "shell-reconnected", -1);
 	empty_reply(c, ACT_RECONNECT "Response", "rsp:ReconnectResponse");
 }
 
@@ -1338,7 +1338,7 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	}
 	if (soap_attr(con, "CommandId", cb, sizeof cb)) {
 		/* Attach to a running pipeline: its output waits for the next Receive. */
-		struct command *cmd = command_find(sh, cb);
+		struct command *cmd = shell_command_find(sh, cb);
 		if (!cmd || !cmd->pipe) {
 			wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 			return;
@@ -1404,7 +1404,7 @@ static void psrp_connect(struct wsman_call *c, struct shell *sh)
 	soap_w_attr(&r, "xmlns:pwsh", NS_PSH);
 	soap_w_text(&r, b64);
 	free(b64);
-	audit(sh, NULL, "shell-connected", -1);
+	shell_audit(sh, NULL, "shell-connected", -1);
 	wsman_reply(c, &r);
 	park_wake(&ps->pool.recv);
 }
@@ -1639,7 +1639,7 @@ static void act_get(struct wsman_call *c)
 	if (!sh)
 		return;
 	soap_reply_begin(&r, &c->req, ACT_GET "Response");
-	write_shell(&r, sh);
+	shell_write(&r, sh);
 	wsman_reply(c, &r);
 }
 

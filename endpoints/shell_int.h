@@ -16,6 +16,7 @@
 
 #define STATE_URI "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/"
 
+struct ipc_msg;
 struct wsman_call;
 struct psrp;
 
@@ -66,7 +67,7 @@ struct command {
 	struct command *next;
 	struct shell *sh;
 	char id[37];
-	char *line;             /* for the audit log */
+	char *line;             /* for the shell_audit log */
 	int pid;
 	bool spawning, exited, done_sent, terminated;
 	struct spawn_ctx *spawn;        /* the IPC_SPAWN in flight, while spawning */
@@ -83,6 +84,8 @@ struct command {
 	bool want_out, want_err;
 	struct psrp_pipe *pipe;         /* PSRP: the pipeline this command is */
 };
+
+struct spawn_ctx;
 
 struct shell {
 	struct shell *next;
@@ -111,29 +114,46 @@ extern struct shell *shells;
 
 struct shell *shell_new(struct wsman_call *c, xmlNodePtr body, const char *uri, uint64_t idle_ms);
 bool shell_quota_ok(struct wsman_call *c, unsigned long long per_user, unsigned current);
-void uuid_upcase(char *s);
-void duration(char *out, size_t n, uint64_t ms);
-unsigned count_user_shells(uid_t uid);
-unsigned count_users(void);
+void shell_uuid_upcase(char *s);
+void shell_duration(char *out, size_t n, uint64_t ms);
+unsigned shell_count_user(uid_t uid);
+unsigned shell_count_users(void);
 struct shell *shell_lookup(struct wsman_call *c, bool fault);
-struct command *command_find(struct shell *sh, const char *id);
+struct command *shell_command_find(struct shell *sh, const char *id);
 /* Ends the command (kills a running process) and frees its record. */
-void command_free(struct command *cmd);
-void audit(const struct shell *sh, const struct command *cmd, const char *what, long long exit_code);
+void shell_command_free(struct command *cmd);
+void shell_audit(const struct shell *sh, const struct command *cmd, const char *what, long long exit_code);
 void shell_free(struct shell *sh, const char *why);
-void write_shell(struct soap_reply *r, const struct shell *sh);
-void create_reply(struct wsman_call *c, struct shell *sh);
+void shell_write(struct soap_reply *r, const struct shell *sh);
+void shell_create_reply(struct wsman_call *c, struct shell *sh);
 
 /* The first step of every Create: the monitor opens a PAM session for the shell. */
-struct open_ctx {
+struct shell_open_ctx {
 	struct wsman_call *c;
 	struct shell *sh;
 };
 void shell_open_session(struct wsman_call *c, struct shell *sh,
                         void (*done)(void *ctx, struct ipc_msg *reply));
-bool shell_session_opened(struct open_ctx *oc, struct ipc_msg *m);
-bool stream_names_ok(const char *list, const char *allowed);
-bool command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37]);
-void send_reply(struct wsman_call *c);
+bool shell_session_opened(struct shell_open_ctx *oc, struct ipc_msg *m);
+bool shell_stream_names_ok(const char *list, const char *allowed);
+bool shell_command_id_choose(struct wsman_call *c, struct shell *sh, const char *cid, char id[37]);
+void shell_send_reply(struct wsman_call *c);
+/*
+ * A spawn the monitor has not answered yet outlives its command (Signal
+ * terminate, Delete, the idle sweep): the reply must find no freed memory,
+ * and the process it reports, if any, is killed.
+ */
+struct spawn_ctx {
+	struct wsman_call *c;
+	struct command *cmd;            /* NULL once the command is gone */
+	uint64_t session;
+};
+
+/* Get of one shell, on the shell resource or its own. */
+void shell_get(struct wsman_call *c, struct shell *sh);
+/* Pipe I/O of a command: watch an output pipe, read it again once drained, write stdin. */
+int shell_stream_attach(struct command *cmd, struct stream *st, int fd);
+void shell_stream_resume(struct stream *st);
+void shell_stdin_flush(struct command *cmd);
 
 #endif
