@@ -96,7 +96,7 @@ fuzz-clean:
 # The operation-sequence fuzzer of the shell handlers (tests/hostile/seqfuzz.py)
 # against the real daemon: `make fuzz-seq` runs it for SEQFUZZ_SECONDS against
 # the ASan+UBSan build (new seeds with new outcomes go into the corpus);
-# `make fuzz-seq-cov` prints the gcov line coverage of shell.c and psrp.c it reaches.
+# `make fuzz-seq-cov` prints the gcov line coverage of the shell and PSRP endpoints it reaches.
 SEQFUZZ_SECONDS ?= 600
 fuzz-seq:
 	$(MAKE) --no-print-directory SANITIZE=1 build-san/winrmd

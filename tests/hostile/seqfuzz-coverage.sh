@@ -1,6 +1,6 @@
 #!/bin/sh
-# tests/hostile/seqfuzz-coverage.sh [SECONDS] - line coverage of endpoints/shell.c
-# and endpoints/psrp.c reached by the operation-sequence fuzzer (seqfuzz.py).
+# tests/hostile/seqfuzz-coverage.sh [SECONDS] - line coverage of the shell and PSRP
+# endpoints (endpoints/shell.c, park.c, winrs.c, psrp.c, psrp_runspace.c) reached by the operation-sequence fuzzer (seqfuzz.py).
 #
 # Builds the daemon with gcc --coverage into build-cov/ (-O0), makes the object
 # directories writable for the worker (it runs as user winrmd and writes its
@@ -20,7 +20,7 @@ WINRMD_SEQFUZZ_AVOID=${WINRMD_SEQFUZZ_AVOID-get-unknown-shell,race-pending-spawn
 	WINRMD_BIN="$repo/build-cov/winrmd" WINRMD_SEQFUZZ_SECONDS="$secs" WINRMD_SUITE=core \
 	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/hostile/test_seqfuzz.py || status=$?
 cd build-cov/endpoints
-for f in shell psrp; do
+for f in shell park winrs psrp psrp_runspace; do
 	gcov -n -o . "$repo/endpoints/$f.c" 2>/dev/null | grep -A1 "^File '.*endpoints/$f.c'" | \
 		sed -n "s#^Lines executed:#seqfuzz coverage: endpoints/$f.c lines executed: #p"
 done
