@@ -24,14 +24,22 @@ static bool need(struct ipc_msg *m, size_t n)
 	return true;
 }
 
+/* A fixed-size field, or zeroes once the message is bad. */
+static void take(struct ipc_msg *m, void *v, size_t n)
+{
+	if (!need(m, n)) {
+		memset(v, 0, n);
+		return;
+	}
+	memcpy(v, m->data + m->off, n);
+	m->off += n;
+}
+
 uint32_t ipc_u32(struct ipc_msg *m)
 {
 	uint32_t v;
 
-	if (!need(m, 4))
-		return 0;
-	memcpy(&v, m->data + m->off, 4);
-	m->off += 4;
+	take(m, &v, sizeof v);
 	return v;
 }
 
@@ -44,10 +52,7 @@ uint64_t ipc_u64(struct ipc_msg *m)
 {
 	uint64_t v;
 
-	if (!need(m, 8))
-		return 0;
-	memcpy(&v, m->data + m->off, 8);
-	m->off += 8;
+	take(m, &v, sizeof v);
 	return v;
 }
 

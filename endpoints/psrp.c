@@ -41,6 +41,18 @@
 #include "wsman.h"
 #include "xpress.h"
 
+/* The pipeline a CommandId names, or NULL with c answered CommandNotFound. */
+static struct target *pipe_target(struct wsman_call *c, struct shell *sh, const char *cid)
+{
+	struct command *cmd = shell_command_find(sh, cid);
+
+	if (!cmd || !cmd->pipe) {
+		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+		return NULL;
+	}
+	return &cmd->pipe->t;
+}
+
 static void psrp_receive(struct wsman_call *c, struct shell *sh)
 {
 	xmlNodePtr rcv = soap_child(c->req.body, NS_RSP, "Receive");
@@ -63,12 +75,8 @@ static void psrp_receive(struct wsman_call *c, struct shell *sh)
 	}
 	free(want);
 	if (cid) {
-		struct command *cmd = shell_command_find(sh, cid);
-		if (!cmd || !cmd->pipe) {
-			wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
+		if (!(t = pipe_target(c, sh, cid)))
 			return;
-		}
-		t = &cmd->pipe->t;
 	} else {
 		t = &sh->psrp->pool;
 	}
@@ -391,14 +399,8 @@ static void psrp_send(struct wsman_call *c, struct shell *sh)
 			wsman_fault(c, SF_INVALID_STREAM, name ? name : "(none)");
 			return;
 		}
-		if (cid) {
-			struct command *cmd = shell_command_find(sh, cid);
-			if (!cmd || !cmd->pipe) {
-				wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
-				return;
-			}
-			t = &cmd->pipe->t;
-		}
+		if (cid && !(t = pipe_target(c, sh, cid)))
+			return;
 		text = soap_text(s);
 		if (sh->psrp->compression) {
 			char *plain = psrp_xpress_b64(text);
@@ -673,85 +675,42 @@ static void act_enumerate(struct wsman_call *c)
 	wsman_fault(c, SF_ACTION_NOT_SUPPORTED, c->req.action);
 }
 
-static void act_delete(struct wsman_call *c)
+static void psrp_delete(struct wsman_call *c, struct shell *sh)
 {
-	struct shell *sh = target(c, false);
 	struct soap_reply r;
 
-	if (!sh)
-		return;
 	shell_free(sh, "shell-deleted");
 	soap_reply_begin(&r, &c->req, ACT_DELETE "Response");
 	wsman_reply(c, &r);
 }
 
-static void act_get(struct wsman_call *c)
+static void psrp_get(struct wsman_call *c, struct shell *sh)
 {
-	struct shell *sh = target(c, false);
 	struct soap_reply r;
 
-	if (!sh)
-		return;
 	soap_reply_begin(&r, &c->req, ACT_GET "Response");
 	shell_write(&r, sh);
 	wsman_reply(c, &r);
 }
 
-static void act_connect(struct wsman_call *c)
-{
-	struct shell *sh = target(c, false);
-
-	if (sh)
-		psrp_connect(c, sh);
-}
-
-static void act_reconnect(struct wsman_call *c)
-{
-	struct shell *sh = target(c, false);
-
-	if (sh)
-		psrp_reconnect(c, sh);
-}
-
-static void act_command(struct wsman_call *c)
-{
-	struct shell *sh = target(c, true);
-
-	if (sh)
-		psrp_command(c, sh);
-}
-
-static void act_send(struct wsman_call *c)
-{
-	struct shell *sh = target(c, true);
-
-	if (sh)
-		psrp_send(c, sh);
-}
-
-static void act_receive(struct wsman_call *c)
-{
-	struct shell *sh = target(c, true);
-
-	if (sh)
-		psrp_receive(c, sh);
-}
-
-static void act_signal(struct wsman_call *c)
-{
-	struct shell *sh = target(c, true);
-
-	if (sh)
-		psrp_signal(c, sh);
-}
-
-static void act_disconnect(struct wsman_call *c)
-{
-	struct shell *sh = target(c, true);
-
-	if (sh)
-		psrp_disconnect(c, sh);
-}
+/* An action on one shell: found and checked by target(c, live), then fn. */
+#define ON_SHELL(name, live, fn) \
+	static void name(struct wsman_call *c) \
+	{ \
+		struct shell *sh = target(c, live); \
+		if (sh) \
+			fn(c, sh); \
+	}
+ON_SHELL(act_delete, false, psrp_delete)
+ON_SHELL(act_get, false, psrp_get)
+ON_SHELL(act_connect, false, psrp_connect)
+ON_SHELL(act_reconnect, false, psrp_reconnect)
+ON_SHELL(act_command, true, psrp_command)
+ON_SHELL(act_send, true, psrp_send)
+ON_SHELL(act_receive, true, psrp_receive)
+ON_SHELL(act_signal, true, psrp_signal)
+ON_SHELL(act_disconnect, true, psrp_disconnect)
+#undef ON_SHELL
 
 /* Any other action: the shell is checked first, as for the ones above. */
 static void act_unknown(struct wsman_call *c)

@@ -735,53 +735,21 @@ static struct shell *winrs_target(struct wsman_call *c)
 	return sh;
 }
 
-static void winrs_command(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_command(c, sh);
-}
-
-static void winrs_send(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_send(c, sh);
-}
-
-static void winrs_receive(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_receive(c, sh);
-}
-
-static void winrs_signal(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_signal(c, sh);
-}
-
-static void winrs_delete(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_delete(c, sh);
-}
-
-static void winrs_get(struct wsman_call *c)
-{
-	struct shell *sh = winrs_target(c);
-
-	if (sh)
-		shell_get(c, sh);
-}
+/* An action on one WinRS shell: found and checked by winrs_target, then fn. */
+#define ON_SHELL(name, fn) \
+	static void name(struct wsman_call *c) \
+	{ \
+		struct shell *sh = winrs_target(c); \
+		if (sh) \
+			fn(c, sh); \
+	}
+ON_SHELL(winrs_command, shell_command)
+ON_SHELL(winrs_send, shell_send)
+ON_SHELL(winrs_receive, shell_receive)
+ON_SHELL(winrs_signal, shell_signal)
+ON_SHELL(winrs_delete, shell_delete)
+ON_SHELL(winrs_get, shell_get)
+#undef ON_SHELL
 
 static const struct wsman_action winrs_actions[] = {
 	{ ACT_CREATE, shell_create },
