@@ -25,6 +25,7 @@
 #include <systemd/sd-event.h>
 
 #include "auth.h"
+#include "bytes.h"
 #include "conf.h"
 #include "ipc.h"
 #include "mon.h"
@@ -2053,6 +2054,139 @@ static void test_ipc_fds(void)
 	close(sv[1]);
 }
 
+/* ---- the byte cursor (daemon/bytes.h) ---------------------------------- */
+
+static void test_bytes_reader(void)
+{
+	/* The reader sees only the first 7 bytes; the rest must stay unread. */
+	static const unsigned char mem[16] = {
+		0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0xee, 0xee, 0xee, 0xee, 0xee,
+	};
+	static const unsigned char be[12] = { 0, 0, 0, 0, 0, 0, 1, 2, 0xde, 0xad, 0xbe, 0xef };
+	struct bytes_reader r, s;
+	unsigned char got[4] = { 0 };
+
+	r = bytes_reader(mem, 7);
+	CHECK(bytes_left(&r) == 7);
+	CHECK(bytes_peek(&r) == 0x01);
+	CHECK(bytes_u8(&r) == 0x01);
+	CHECK(bytes_u16le(&r) == 0x0302);
+	CHECK(bytes_left(&r) == 4 && !r.bad);
+	CHECK(bytes_u32le(&r) == 0x07060504);
+	CHECK(bytes_left(&r) == 0 && !r.bad);
+	CHECK(bytes_peek(&r) == -1);
+	CHECK(bytes_take(&r, 0) == mem + 7 && !r.bad);  /* zero-length at the end is fine */
+	CHECK(bytes_u8(&r) == 0 && r.bad);              /* one past the end is not */
+	CHECK(r.off == 7);
+
+	/* A short read reads nothing and leaves the position; failure sticks. */
+	r = bytes_reader(mem, 7);
+	bytes_skip(&r, 4);
+	CHECK(bytes_u32le(&r) == 0 && r.bad && r.off == 4);
+	bytes_at(&r, 0);
+	CHECK(r.bad && r.off == 4);
+	CHECK(bytes_u8(&r) == 0 && bytes_left(&r) == 0 && bytes_peek(&r) == -1);
+	CHECK(bytes_take(&r, 0) == NULL);
+
+	r = bytes_reader(mem, 7);
+	CHECK(bytes_u64le(&r) == 0 && r.bad);
+	r = bytes_reader(mem, 7);
+	CHECK(bytes_u64be(&r) == 0 && r.bad);
+	r = bytes_reader(be, sizeof be);
+	CHECK(bytes_u64be(&r) == 0x0102 && bytes_u32be(&r) == 0xdeadbeef && !r.bad);
+	r = bytes_reader(be, sizeof be);
+	bytes_at(&r, 4);
+	CHECK(bytes_u64le(&r) == 0xefbeadde02010000ull && !r.bad);
+
+	/* Offsets and lengths near SIZE_MAX fail instead of wrapping. */
+	r = bytes_reader(mem, 7);
+	bytes_skip(&r, 1);
+	CHECK(bytes_take(&r, SIZE_MAX) == NULL && r.bad);
+	r = bytes_reader(mem, 7);
+	bytes_skip(&r, 3);
+	bytes_skip(&r, SIZE_MAX - 1);
+	CHECK(r.bad && r.off == 3);
+	r = bytes_reader(mem, 7);
+	bytes_at(&r, SIZE_MAX);
+	CHECK(r.bad && r.off == 0);
+	r = bytes_reader(mem, 7);
+	bytes_at(&r, 7);
+	CHECK(!r.bad && bytes_left(&r) == 0);
+	bytes_at(&r, 8);
+	CHECK(r.bad);
+
+	/* Zero-length and NULL buffers. */
+	r = bytes_reader(NULL, 100);
+	CHECK(bytes_left(&r) == 0 && bytes_peek(&r) == -1);
+	CHECK(bytes_take(&r, 0) == NULL && !r.bad);
+	CHECK(bytes_u8(&r) == 0 && r.bad);
+	r = bytes_reader(mem, 0);
+	CHECK(bytes_left(&r) == 0 && bytes_u16le(&r) == 0 && r.bad);
+
+	/* Sub-readers are bounded by their slice, not the parent. */
+	r = bytes_reader(mem, 7);
+	bytes_skip(&r, 1);
+	s = bytes_sub(&r, 3);
+	CHECK(!s.bad && bytes_left(&s) == 3 && r.off == 4);
+	CHECK(bytes_u16le(&s) == 0x0302);
+	CHECK(bytes_u16le(&s) == 0 && s.bad && !r.bad);
+	s = bytes_sub(&r, 4);
+	CHECK(s.bad && r.bad && bytes_left(&s) == 0);
+
+	r = bytes_reader(mem, 7);
+	bytes_copy(&r, got, 4);
+	CHECK(!r.bad && !memcmp(got, mem, 4));
+	memset(got, 0, sizeof got);
+	bytes_copy(&r, got, 4);
+	CHECK(r.bad && got[0] == 0 && got[3] == 0);
+}
+
+static void test_bytes_writer(void)
+{
+	unsigned char mem[24];
+	struct bytes_writer w;
+
+	memset(mem, 0xee, sizeof mem);
+	w = bytes_writer(mem, 16);
+	bytes_put_u8(&w, 0x01);
+	bytes_put_u16le(&w, 0x0302);
+	bytes_put_u32le(&w, 0x07060504);
+	bytes_put_u32be(&w, 0x08090a0b);
+	CHECK(!w.bad && w.off == 11 && bytes_room(&w) == 5);
+	CHECK(!memcmp(mem, "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b", 11));
+	bytes_put_u64le(&w, 1);                 /* 8 > 5: nothing is written */
+	CHECK(w.bad && w.off == 11 && mem[11] == 0xee && mem[15] == 0xee);
+	bytes_put_u8(&w, 0);                    /* sticky */
+	CHECK(w.bad && w.off == 11 && mem[11] == 0xee && bytes_room(&w) == 0);
+
+	w = bytes_writer(mem, 16);
+	bytes_put_u64be(&w, 0x0102030405060708ull);
+	bytes_put_u64le(&w, 0x0102030405060708ull);
+	CHECK(!w.bad && w.off == 16 && bytes_room(&w) == 0);
+	CHECK(!memcmp(mem, "\x01\x02\x03\x04\x05\x06\x07\x08\x08\x07\x06\x05\x04\x03\x02\x01", 16));
+	CHECK(bytes_reserve(&w, 0) == mem + 16 && !w.bad);
+	bytes_zero(&w, 1);
+	CHECK(w.bad && mem[16] == 0xee);
+
+	w = bytes_writer(mem, 16);
+	bytes_zero(&w, 4);
+	bytes_put(&w, "abcd", 4);
+	CHECK(!w.bad && w.off == 8 && !memcmp(mem, "\0\0\0\0abcd", 8));
+	CHECK(bytes_reserve(&w, SIZE_MAX) == NULL && w.bad && w.off == 8);
+	w = bytes_writer(mem, 16);
+	bytes_put(&w, "", SIZE_MAX - 3);
+	CHECK(w.bad && w.off == 0);
+
+	w = bytes_writer(NULL, 16);
+	CHECK(bytes_room(&w) == 0 && bytes_reserve(&w, 0) == NULL && !w.bad);
+	bytes_put_u8(&w, 1);
+	CHECK(w.bad);
+	w = bytes_writer(mem, 0);
+	bytes_put_u16le(&w, 1);
+	CHECK(w.bad && mem[0] == 0);
+	CHECK(mem[16] == 0xee && mem[23] == 0xee);
+}
+
 /* ---- NTLM and SPNEGO (daemon/ntlm.c, daemon/spnego.c) ----------------- */
 
 #define CHECK_MEM(a, b, n) check_(memcmp((a), (b), (n)) == 0, "memcmp(" #a ", " #b ")", \
@@ -2076,6 +2210,8 @@ static const struct test { const char *name; void (*fn)(void); } tests[] = {
 	T(test_b64_roundtrip),
 	T(test_b64_invalid),
 	T(test_buf),
+	T(test_bytes_reader),
+	T(test_bytes_writer),
 	T(test_parse_uint),
 	T(test_uuid),
 	T(test_pwsh_server_argv),
