@@ -17,6 +17,7 @@
 #include <openssl/params.h>
 #include <openssl/provider.h>
 
+#include "bytes.h"
 #include "ntlm.h"
 
 #define NTLM_SIG_LEN        8
@@ -185,40 +186,7 @@ static int rc4k16(const unsigned char key[16], const unsigned char in[16], unsig
 	return r;
 }
 
-/* ---- little-endian and text helpers ------------------------------------- */
-
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+/* ---- text helpers ------------------------------------------------------- */
 
 /*
  * Upper-casing for NTOWFv2's UPPER(User).  Windows uses its own fixed table
@@ -287,12 +255,11 @@ static int utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
 	return 0;
 }
 
-/* UTF-8 -> UTF-16LE into out[cap]; *olen bytes written. */
-static int utf8_to_utf16le(const char *str, size_t n, bool upper, unsigned char *out,
-    size_t cap, size_t *olen)
+/* UTF-8 -> UTF-16LE appended to w; -EINVAL if it does not fit. */
+static int utf8_to_utf16le(const char *str, size_t n, bool upper, struct bytes_writer *w)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0, o = 0;
+	size_t i = 0;
 	uint32_t cp;
 
 	while (i < n) {
@@ -301,45 +268,35 @@ static int utf8_to_utf16le(const char *str, size_t n, bool upper, unsigned char 
 		if (upper)
 			cp = ucs_upper(cp);
 		if (cp >= 0x10000) {
-			if (cap - o < 4)
-				return -EINVAL;
 			cp -= 0x10000;
-			put16(out + o, (uint16_t)(0xd800 | (cp >> 10)));
-			put16(out + o + 2, (uint16_t)(0xdc00 | (cp & 0x3ff)));
-			o += 4;
+			bytes_put_u16le(w, (uint16_t)(0xd800 | (cp >> 10)));
+			bytes_put_u16le(w, (uint16_t)(0xdc00 | (cp & 0x3ff)));
 		} else {
-			if (cap - o < 2)
-				return -EINVAL;
-			put16(out + o, (uint16_t)cp);
-			o += 2;
+			bytes_put_u16le(w, (uint16_t)cp);
 		}
+		if (w->bad)
+			return -EINVAL;
 	}
-	*olen = o;
 	return 0;
 }
 
 /* UTF-16LE from the wire -> NUL-terminated UTF-8 in out[cap].  Odd lengths,
  * unpaired surrogates, NULs and overflow are all malformed input. */
-static int utf16le_to_utf8(const unsigned char *in, size_t n, char *out, size_t cap)
+static int utf16le_to_utf8(struct bytes_reader in, char *out, size_t cap)
 {
-	size_t i = 0, o = 0;
+	struct bytes_writer w = bytes_writer(out, cap);
 
-	if (n % 2 || cap == 0)
+	if (bytes_left(&in) % 2)
 		return -EINVAL;
-	while (i < n) {
-		uint32_t cp = le16(in + i);
+	while (bytes_left(&in)) {
+		uint32_t cp = bytes_u16le(&in);
 		unsigned char enc[4];
 		size_t el;
 
-		i += 2;
 		if (cp >= 0xd800 && cp <= 0xdbff) {
-			uint32_t lo;
-			if (n - i < 2)
+			uint32_t lo = bytes_u16le(&in);
+			if (in.bad || lo < 0xdc00 || lo > 0xdfff)
 				return -EINVAL;
-			lo = le16(in + i);
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return -EINVAL;
-			i += 2;
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 		} else if ((cp >= 0xdc00 && cp <= 0xdfff) || cp == 0) {
 			return -EINVAL;
@@ -363,13 +320,12 @@ static int utf16le_to_utf8(const unsigned char *in, size_t n, char *out, size_t 
 			enc[3] = (unsigned char)(0x80 | (cp & 0x3f));
 			el = 4;
 		}
-		if (cap - 1 - o < el)
+		bytes_put(&w, enc, el);
+		if (w.bad)
 			return -EINVAL;
-		memcpy(out + o, enc, el);
-		o += el;
 	}
-	out[o] = '\0';
-	return 0;
+	bytes_put_u8(&w, '\0');
+	return w.bad ? -EINVAL : 0;
 }
 
 /* ---- hashes -------------------------------------------------------------- */
@@ -378,7 +334,8 @@ int ntlm_nt_hash(const char *password, unsigned char out[16])
 {
 	/* A UTF-8 byte never yields more than one UTF-16 code unit. */
 	unsigned char u16[2 * NTLM_MAX_PASSWORD];
-	size_t plen, ulen = 0;
+	struct bytes_writer w = bytes_writer(u16, sizeof u16);
+	size_t plen;
 	struct part p;
 	int r;
 
@@ -388,10 +345,10 @@ int ntlm_nt_hash(const char *password, unsigned char out[16])
 	plen = strlen(password);
 	if (plen > NTLM_MAX_PASSWORD)
 		return -EINVAL;
-	r = utf8_to_utf16le(password, plen, false, u16, sizeof u16, &ulen);
+	r = utf8_to_utf16le(password, plen, false, &w);
 	if (r == 0) {
 		p.p = u16;
-		p.n = ulen;
+		p.n = w.off;
 		r = digest_parts(md_md4, &p, 1, out);
 	}
 	wipe(u16, sizeof u16);
@@ -407,65 +364,105 @@ bool ntlm_looks_like(const unsigned char *t, size_t n)
 
 /* ---- NEGOTIATE / CHALLENGE ---------------------------------------------- */
 
-static bool header_ok(const unsigned char *m, size_t n, size_t min, uint32_t type)
+/* Signature and MessageType; leaves msg after them. */
+static bool header_ok(struct bytes_reader *msg, size_t min, uint32_t type)
 {
-	return m && n >= min && n <= NTLM_MAX_MSG && ntlm_looks_like(m, n) &&
-	    le32(m + 8) == type;
+	const unsigned char *sig;
+
+	if (msg->len < min || msg->len > NTLM_MAX_MSG)
+		return false;
+	sig = bytes_take(msg, NTLM_SIG_LEN);
+	return sig && memcmp(sig, ntlm_signature, NTLM_SIG_LEN) == 0 &&
+	    bytes_u32le(msg) == type && !msg->bad;
+}
+
+/* Len and Offset of the field descriptor at `at`; MaxLen is never used. */
+static int field_desc(const struct bytes_reader *msg, size_t at, size_t *len, size_t *off)
+{
+	struct bytes_reader r = *msg;
+
+	bytes_at(&r, at);
+	*len = bytes_u16le(&r);
+	bytes_skip(&r, 2);
+	*off = bytes_u32le(&r);
+	return r.bad ? -EINVAL : 0;
 }
 
 /*
- * A payload field (Len, MaxLen, Offset) at m[at].  An empty field's offset
+ * The payload field whose descriptor is at `at`.  An empty field's offset
  * is not looked at: MS-NLMP says to ignore it and clients fill it with
  * anything.  A non-empty one must lie in the payload, after the header.
+ * On error, and for an empty field, val is empty with a NULL pointer.
  */
-static int field(const unsigned char *m, size_t n, size_t at, size_t hdr,
-    const unsigned char **p, size_t *len)
+static int field(const struct bytes_reader *msg, size_t at, size_t hdr, struct bytes_reader *val)
 {
-	size_t l = le16(m + at), off = le32(m + at + 4);
+	struct bytes_reader r = *msg;
+	size_t l, off;
 
-	*p = NULL;
-	*len = 0;
+	*val = bytes_reader(NULL, 0);
+	if (field_desc(msg, at, &l, &off) < 0)
+		return -EINVAL;
 	if (l == 0)
 		return 0;
-	if (off < hdr || off > n || l > n - off)
+	if (off < hdr)
 		return -EINVAL;
-	*p = m + off;
-	*len = l;
+	bytes_at(&r, off);
+	*val = bytes_sub(&r, l);
+	if (r.bad) {
+		*val = bytes_reader(NULL, 0);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* The same, kept as pointer and length in struct ntlm_auth. */
+static int field_ptr(const struct bytes_reader *msg, size_t at, const unsigned char **p,
+    size_t *len)
+{
+	struct bytes_reader v;
+	int r = field(msg, at, NTLM_AUTH_HDR, &v);
+
+	*p = v.p;
+	*len = v.len;
+	return r;
 }
 
 int ntlm_parse_negotiate(const unsigned char *m, size_t n, uint32_t *flags)
 {
-	const unsigned char *p;
-	size_t l;
+	struct bytes_reader msg = bytes_reader(m, n), v;
 
 	/* 16 bytes (no name fields) is what some old clients send. */
-	if (!header_ok(m, n, 16, 1))
+	if (!header_ok(&msg, 16, 1))
 		return -EINVAL;
-	*flags = le32(m + 12);
+	*flags = bytes_u32le(&msg);
 	if (n >= NTLM_NEG_HDR) {
 		if ((*flags & NTLMSSP_NEGOTIATE_OEM_DOMAIN_SUPPLIED) &&
-		    field(m, n, 16, NTLM_NEG_HDR, &p, &l) < 0)
+		    field(&msg, 16, NTLM_NEG_HDR, &v) < 0)
 			return -EINVAL;
 		if ((*flags & NTLMSSP_NEGOTIATE_OEM_WORKSTATION_SUPPLIED) &&
-		    field(m, n, 24, NTLM_NEG_HDR, &p, &l) < 0)
+		    field(&msg, 24, NTLM_NEG_HDR, &v) < 0)
 			return -EINVAL;
 	}
 	return 0;
 }
 
 /* Append one AV pair holding a UTF-8 name as UTF-16LE. */
-static int av_name(unsigned char *b, size_t cap, size_t *o, uint16_t id, const char *name)
+static int av_name(struct bytes_writer *w, uint16_t id, const char *name)
 {
-	size_t nl = strlen(name), ul = 0;
+	size_t nl = strlen(name), start;
+	unsigned char *hdr;
+	struct bytes_writer h;
 
-	if (nl > NTLM_MAX_NAME || cap - *o < 4)
+	if (nl > NTLM_MAX_NAME)
 		return -EINVAL;
-	if (utf8_to_utf16le(name, nl, false, b + *o + 4, cap - *o - 4, &ul) < 0)
+	/* AvLen is known only once the name is converted. */
+	hdr = bytes_reserve(w, 4);
+	start = w->off;
+	if (!hdr || utf8_to_utf16le(name, nl, false, w) < 0)
 		return -EINVAL;
-	put16(b + *o, id);
-	put16(b + *o + 2, (uint16_t)ul);
-	*o += 4 + ul;
+	h = bytes_writer(hdr, 4);
+	bytes_put_u16le(&h, id);
+	bytes_put_u16le(&h, (uint16_t)(w->off - start));
 	return 0;
 }
 
@@ -476,11 +473,14 @@ int ntlm_build_challenge(uint32_t client_flags, const char *nb_domain,
 {
 	/* Header + TargetName + five names + timestamp + EOL, all bounded. */
 	unsigned char b[NTLM_CHAL_HDR + 5 * (4 + 2 * NTLM_MAX_NAME) + 12 + 4];
+	/* The payload goes in first: the header holds its lengths. */
+	struct bytes_writer pw = bytes_writer(b + NTLM_CHAL_HDR, sizeof b - NTLM_CHAL_HDR);
+	struct bytes_writer hw = bytes_writer(b, NTLM_CHAL_HDR);
 	const uint32_t mirror = NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL |
 	    NTLMSSP_NEGOTIATE_KEY_EXCH | NTLMSSP_NEGOTIATE_128 | NTLMSSP_NEGOTIATE_56 |
 	    NTLMSSP_NEGOTIATE_VERSION | NTLMSSP_NEGOTIATE_ALWAYS_SIGN;
 	uint32_t f;
-	size_t o, tn_len, ti_off;
+	size_t tn_len, ti_off;
 	int r;
 
 	if (!nb_domain || !nb_computer || !*nb_domain || !*nb_computer || !out ||
@@ -503,45 +503,47 @@ int ntlm_build_challenge(uint32_t client_flags, const char *nb_domain,
 	    NTLMSSP_NEGOTIATE_TARGET_INFO;
 	f |= str_ieq(nb_domain, nb_computer) ? NTLMSSP_TARGET_TYPE_SERVER : NTLMSSP_TARGET_TYPE_DOMAIN;
 
-	memset(b, 0, NTLM_CHAL_HDR);
-	memcpy(b, ntlm_signature, NTLM_SIG_LEN);
-	put32(b + 8, 2);
-	put32(b + 20, f);
-	memcpy(b + 24, server_challenge, 8);
-	if (f & NTLMSSP_NEGOTIATE_VERSION)
-		memcpy(b + 48, ntlm_version, 8);
-
-	o = NTLM_CHAL_HDR;
+	/* Payload: TargetName, then TargetInfo. */
 	if (strlen(nb_domain) > NTLM_MAX_NAME)
 		return -EINVAL;
-	r = utf8_to_utf16le(nb_domain, strlen(nb_domain), false, b + o, sizeof b - o, &tn_len);
+	r = utf8_to_utf16le(nb_domain, strlen(nb_domain), false, &pw);
 	if (r < 0)
 		return r;
-	put16(b + 12, (uint16_t)tn_len);
-	put16(b + 14, (uint16_t)tn_len);
-	put32(b + 16, (uint32_t)o);
-	o += tn_len;
+	tn_len = pw.off;
 
-	ti_off = o;
-	if ((r = av_name(b, sizeof b, &o, AV_NB_DOMAIN, nb_domain)) < 0 ||
-	    (r = av_name(b, sizeof b, &o, AV_NB_COMPUTER, nb_computer)) < 0)
+	ti_off = pw.off;
+	if ((r = av_name(&pw, AV_NB_DOMAIN, nb_domain)) < 0 ||
+	    (r = av_name(&pw, AV_NB_COMPUTER, nb_computer)) < 0)
 		return r;
-	if (dns_domain && *dns_domain && (r = av_name(b, sizeof b, &o, AV_DNS_DOMAIN, dns_domain)) < 0)
+	if (dns_domain && *dns_domain && (r = av_name(&pw, AV_DNS_DOMAIN, dns_domain)) < 0)
 		return r;
-	if (dns_computer && *dns_computer &&
-	    (r = av_name(b, sizeof b, &o, AV_DNS_COMPUTER, dns_computer)) < 0)
+	if (dns_computer && *dns_computer && (r = av_name(&pw, AV_DNS_COMPUTER, dns_computer)) < 0)
 		return r;
-	put16(b + o, AV_TIMESTAMP);
-	put16(b + o + 2, 8);
-	put64(b + o + 4, filetime);
-	o += 12;
-	put32(b + o, 0);                        /* MsvAvEOL, length 0 */
-	o += 4;
-	put16(b + 40, (uint16_t)(o - ti_off));
-	put16(b + 42, (uint16_t)(o - ti_off));
-	put32(b + 44, (uint32_t)ti_off);
+	bytes_put_u16le(&pw, AV_TIMESTAMP);
+	bytes_put_u16le(&pw, 8);
+	bytes_put_u64le(&pw, filetime);
+	bytes_put_u16le(&pw, AV_EOL);
+	bytes_put_u16le(&pw, 0);
 
-	r = buf_append(out, b, o);
+	bytes_put(&hw, ntlm_signature, NTLM_SIG_LEN);
+	bytes_put_u32le(&hw, 2);                        /* MessageType */
+	bytes_put_u16le(&hw, (uint16_t)tn_len);         /* TargetNameFields */
+	bytes_put_u16le(&hw, (uint16_t)tn_len);
+	bytes_put_u32le(&hw, NTLM_CHAL_HDR);
+	bytes_put_u32le(&hw, f);
+	bytes_put(&hw, server_challenge, 8);
+	bytes_zero(&hw, 8);                             /* Reserved */
+	bytes_put_u16le(&hw, (uint16_t)(pw.off - ti_off)); /* TargetInfoFields */
+	bytes_put_u16le(&hw, (uint16_t)(pw.off - ti_off));
+	bytes_put_u32le(&hw, (uint32_t)(NTLM_CHAL_HDR + ti_off));
+	if (f & NTLMSSP_NEGOTIATE_VERSION)
+		bytes_put(&hw, ntlm_version, 8);
+	else
+		bytes_zero(&hw, 8);
+	if (pw.bad || hw.bad || hw.off != NTLM_CHAL_HDR)
+		return -EINVAL;
+
+	r = buf_append(out, b, NTLM_CHAL_HDR + pw.off);
 	if (r < 0)
 		return r;
 	if (negotiated_flags)
@@ -552,20 +554,20 @@ int ntlm_build_challenge(uint32_t client_flags, const char *nb_domain,
 /* ---- AUTHENTICATE -------------------------------------------------------- */
 
 /* The AV pairs of an NTLMv2_CLIENT_CHALLENGE (from nt + 44 on). */
-static int parse_av_pairs(const unsigned char *p, size_t n, struct ntlm_auth *a)
+static int parse_av_pairs(struct bytes_reader p, struct ntlm_auth *a)
 {
-	size_t o = 0;
 	bool seen_flags = false, seen_eol = false;
 
 	for (unsigned count = 0; !seen_eol; count++) {
+		struct bytes_reader v;
 		uint16_t id, len;
 
-		if (count >= NTLM_MAX_AV_PAIRS || n - o < 4)
+		if (count >= NTLM_MAX_AV_PAIRS)
 			return -EINVAL;
-		id = le16(p + o);
-		len = le16(p + o + 2);
-		o += 4;
-		if (len > n - o)
+		id = bytes_u16le(&p);
+		len = bytes_u16le(&p);
+		v = bytes_sub(&p, len);
+		if (p.bad)
 			return -EINVAL;
 		switch (id) {
 		case AV_EOL:
@@ -577,69 +579,68 @@ static int parse_av_pairs(const unsigned char *p, size_t n, struct ntlm_auth *a)
 			if (len != 4 || seen_flags)
 				return -EINVAL;
 			seen_flags = true;
-			a->av_flags = le32(p + o);
+			a->av_flags = bytes_u32le(&v);
 			a->av_mic_present = (a->av_flags & AV_FLAG_MIC) != 0;
 			break;
 		case AV_TIMESTAMP:
 			if (len != 8 || a->av_has_timestamp)
 				return -EINVAL;
 			a->av_has_timestamp = true;
-			a->av_timestamp = le64(p + o);
+			a->av_timestamp = bytes_u64le(&v);
 			break;
 		case AV_CHANNEL_BINDINGS:
 			if (len != 16 || a->av_has_cbt)
 				return -EINVAL;
 			a->av_has_cbt = true;
-			memcpy(a->av_cbt, p + o, 16);
+			bytes_copy(&v, a->av_cbt, 16);
 			break;
 		case AV_TARGET_NAME:
 			if (a->av_target_name)
 				return -EINVAL;
 			a->av_target_name = true;
-			if (len && utf16le_to_utf8(p + o, len, a->target_name, sizeof a->target_name) < 0)
+			if (len && utf16le_to_utf8(v, a->target_name, sizeof a->target_name) < 0)
 				return -EINVAL;
 			break;
 		default:
 			break;                  /* names, MsvAvSingleHost, ...: unused */
 		}
-		o += len;
 	}
 	return 0;
 }
 
-static int name_field(const unsigned char *m, size_t n, size_t at, size_t hdr, char *out,
-    size_t cap)
+static int name_field(const struct bytes_reader *msg, size_t at, char *out, size_t cap)
 {
-	const unsigned char *p;
-	size_t l;
+	struct bytes_reader v;
 
-	if (field(m, n, at, hdr, &p, &l) < 0)
+	if (field(msg, at, NTLM_AUTH_HDR, &v) < 0)
 		return -EINVAL;
 	out[0] = '\0';
-	return l ? utf16le_to_utf8(p, l, out, cap) : 0;
+	return bytes_left(&v) ? utf16le_to_utf8(v, out, cap) : 0;
 }
 
 int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *out)
 {
 	struct ntlm_auth *a = out;
+	struct bytes_reader msg = bytes_reader(m, n), r, blob;
 	size_t min_off = SIZE_MAX;
-	const unsigned char *blob;
 
 	memset(a, 0, sizeof *a);
-	if (!header_ok(m, n, NTLM_AUTH_HDR, 3))
+	r = msg;
+	if (!header_ok(&r, NTLM_AUTH_HDR, 3))
 		return -EINVAL;
-	a->flags = le32(m + 60);
+	bytes_at(&r, 60);
+	a->flags = bytes_u32le(&r);
 	if (!(a->flags & NTLMSSP_NEGOTIATE_UNICODE) ||
 	    !(a->flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY) ||
 	    (a->flags & NTLMSSP_NEGOTIATE_ANONYMOUS))
 		goto bad;
 
-	if (field(m, n, 12, NTLM_AUTH_HDR, &a->lm, &a->lm_len) < 0 ||
-	    field(m, n, 20, NTLM_AUTH_HDR, &a->nt, &a->nt_len) < 0 ||
-	    field(m, n, 52, NTLM_AUTH_HDR, &a->esk, &a->esk_len) < 0 ||
-	    name_field(m, n, 28, NTLM_AUTH_HDR, a->domain, sizeof a->domain) < 0 ||
-	    name_field(m, n, 36, NTLM_AUTH_HDR, a->user, sizeof a->user) < 0 ||
-	    name_field(m, n, 44, NTLM_AUTH_HDR, a->workstation, sizeof a->workstation) < 0)
+	if (field_ptr(&msg, 12, &a->lm, &a->lm_len) < 0 ||
+	    field_ptr(&msg, 20, &a->nt, &a->nt_len) < 0 ||
+	    field_ptr(&msg, 52, &a->esk, &a->esk_len) < 0 ||
+	    name_field(&msg, 28, a->domain, sizeof a->domain) < 0 ||
+	    name_field(&msg, 36, a->user, sizeof a->user) < 0 ||
+	    name_field(&msg, 44, a->workstation, sizeof a->workstation) < 0)
 		goto bad;
 	if (!a->user[0])
 		goto bad;                       /* anonymous */
@@ -647,12 +648,15 @@ int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *
 	/* NTLMv2 only: NTProofStr + NTLMv2_CLIENT_CHALLENGE with RespType 1. */
 	if (a->nt_len < NTLMV2_MIN_NT)
 		goto bad;
-	blob = a->nt + 16;
-	if (blob[0] != 1 || blob[1] != 1)
+	blob = bytes_reader(a->nt, a->nt_len);
+	bytes_skip(&blob, 16);                          /* NTProofStr */
+	if (bytes_u8(&blob) != 1 || bytes_u8(&blob) != 1) /* RespType, HiRespType */
 		goto bad;
-	a->client_time = le64(blob + 8);
-	memcpy(a->client_challenge, blob + 16, 8);
-	if (parse_av_pairs(blob + NTLMV2_BLOB_HDR, a->nt_len - NTLMV2_MIN_NT, a) < 0)
+	bytes_skip(&blob, 6);                           /* Reserved1, Reserved2 */
+	a->client_time = bytes_u64le(&blob);
+	bytes_copy(&blob, a->client_challenge, 8);
+	bytes_skip(&blob, 4);                           /* Reserved3 */
+	if (blob.bad || parse_av_pairs(blob, a) < 0)
 		goto bad;
 
 	if ((a->flags & NTLMSSP_NEGOTIATE_KEY_EXCH) &&
@@ -662,9 +666,13 @@ int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *
 	if (a->av_mic_present) {
 		/* The MIC sits at 72; no payload may start before its end. */
 		static const size_t fields[] = { 12, 20, 28, 36, 44, 52 };
-		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
-			if (le16(m + fields[i]) && le32(m + fields[i] + 4) < min_off)
-				min_off = le32(m + fields[i] + 4);
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+			size_t l, off;
+			if (field_desc(&msg, fields[i], &l, &off) < 0)
+				goto bad;
+			if (l && off < min_off)
+				min_off = off;
+		}
 		if (n < NTLM_AUTH_MIC_END || min_off < NTLM_AUTH_MIC_END)
 			goto bad;
 		a->mic_offset = NTLM_AUTH_MIC_OFF;
@@ -695,16 +703,17 @@ int ntlm_check_flags(uint32_t challenge_flags, uint32_t auth_flags)
 static int ntowfv2(const unsigned char nt_hash[16], const char *user, const char *domain,
     unsigned char out[16])
 {
+	/* Each UTF-8 byte gives at most one UTF-16 code unit: room for both. */
 	unsigned char u16[2 * 2 * NTLM_MAX_NAME];
-	size_t ul = strlen(user), dl = strlen(domain), a = 0, b = 0;
+	struct bytes_writer w = bytes_writer(u16, sizeof u16);
+	size_t ul = strlen(user), dl = strlen(domain);
 	int r = -EINVAL;
 
 	if (ul == 0 || ul > NTLM_MAX_NAME || dl > NTLM_MAX_NAME)
 		goto out;
-	if (utf8_to_utf16le(user, ul, true, u16, sizeof u16 / 2, &a) < 0 ||
-	    utf8_to_utf16le(domain, dl, false, u16 + a, sizeof u16 - a, &b) < 0)
+	if (utf8_to_utf16le(user, ul, true, &w) < 0 || utf8_to_utf16le(domain, dl, false, &w) < 0)
 		goto out;
-	r = hmac_md5(nt_hash, u16, a + b, NULL, 0, out);
+	r = hmac_md5(nt_hash, u16, w.off, NULL, 0, out);
 out:
 	wipe(u16, sizeof u16);
 	return r;
@@ -794,15 +803,16 @@ int ntlm_verify_mic(const unsigned char exported_key[16], const unsigned char *n
 
 void ntlm_cbt_hash(const unsigned char *app_data, size_t n, unsigned char out[16])
 {
-	unsigned char hdr[20] = { 0 };
+	unsigned char hdr[20];
+	struct bytes_writer w = bytes_writer(hdr, sizeof hdr);
 	struct part parts[2] = { { hdr, sizeof hdr }, { app_data, n } };
 
-	/* initiator addrtype/len, acceptor addrtype/len are 0; then the length. */
 	if (n > UINT32_MAX) {
 		memset(out, 0, 16);
 		return;
 	}
-	put32(hdr + 16, (uint32_t)n);
+	bytes_zero(&w, 16);             /* initiator and acceptor addrtype, address */
+	bytes_put_u32le(&w, (uint32_t)n);
 	if (digest_parts(md_md5, parts, 2, out) < 0)
 		memset(out, 0, 16);
 }
@@ -854,13 +864,15 @@ static int mac_plain(const unsigned char key[16], uint32_t seq, const unsigned c
     size_t len, unsigned char sig[16])
 {
 	unsigned char seqb[4], full[16];
+	struct bytes_writer w = bytes_writer(seqb, sizeof seqb);
 	int r;
 
-	put32(seqb, seq);
+	bytes_put_u32le(&w, seq);
 	r = hmac_md5(key, seqb, 4, msg, len, full);
-	put32(sig, 1);
-	memcpy(sig + 4, full, 8);
-	put32(sig + 12, seq);
+	w = bytes_writer(sig, 16);
+	bytes_put_u32le(&w, 1);
+	bytes_put(&w, full, 8);
+	bytes_put_u32le(&w, seq);
 	wipe(full, sizeof full);
 	return r;
 }
