@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "xpress.h"
 
 #define XP_TABLE_LEN   256              /* bytes of code lengths per block */
@@ -52,8 +53,9 @@ struct xp_code {
 };
 
 struct xp_in {
-	const unsigned char *p;
-	size_t len, pos;        /* pos may pass len by the phantom words */
+	/* Fails for good once a phantom word is loaded: after it, no raw
+	 * byte or next block's table can lie inside the input. */
+	struct bytes_reader r;
 	uint32_t bits;          /* unread bits at the top */
 	int extra;              /* unread bits - 16, >= 0 between steps */
 	unsigned phantom;       /* unread bits that lie past the input */
@@ -109,15 +111,12 @@ static int xp_build(struct xp_code *c, const unsigned char *t)
 /* Load the next 16-bit word below the unread bits (zeros past the end). */
 static void xp_refill(struct xp_in *in)
 {
-	uint32_t w = 0;
+	uint32_t w = bytes_u16le(&in->r);       /* 0 past the end */
 
-	if (in->pos <= in->len && in->len - in->pos >= 2)
-		w = (uint32_t)in->p[in->pos] | (uint32_t)in->p[in->pos + 1] << 8;
-	else
+	if (in->r.bad)
 		in->phantom += 16;
 	in->bits |= w << -in->extra;
 	in->extra += 16;
-	in->pos += 2;
 }
 
 /* Drop n <= 15 bits, then top the register up if fewer than 16 remain. */
@@ -131,25 +130,6 @@ static int xp_consume(struct xp_in *in, unsigned n)
 		return -EINVAL;                 /* used bits past the input */
 	if (in->extra < 0)
 		xp_refill(in);
-	return 0;
-}
-
-static int xp_byte(struct xp_in *in, uint32_t *v)
-{
-	if (in->pos >= in->len)
-		return -EINVAL;
-	*v = in->p[in->pos++];
-	return 0;
-}
-
-static int xp_le(struct xp_in *in, unsigned nbytes, uint32_t *v)
-{
-	if (in->pos > in->len || in->len - in->pos < nbytes)
-		return -EINVAL;
-	*v = 0;
-	for (unsigned i = 0; i < nbytes; i++)
-		*v |= (uint32_t)in->p[in->pos + i] << (8 * i);
-	in->pos += nbytes;
 	return 0;
 }
 
@@ -187,20 +167,19 @@ long xpress_huffman_decompress(const unsigned char *in_p, size_t in_len,
     unsigned char *out, size_t out_len)
 {
 	struct xp_code code;
-	struct xp_in in = { .p = in_p, .len = in_len };
+	struct xp_in in = { .r = bytes_reader(in_p, in_len) };
 	size_t opos = 0;
 
 	if (out_len > (size_t)LONG_MAX)
 		return -EINVAL;
 	while (opos < out_len) {
+		const unsigned char *table;
 		size_t block_end;
 
 		/* A block: its table, then two words into the register. */
-		if (in.pos > in.len || in.len - in.pos < XP_TABLE_LEN)
+		table = bytes_take(&in.r, XP_TABLE_LEN);
+		if (!table || xp_build(&code, table) < 0)
 			return -EINVAL;
-		if (xp_build(&code, in.p + in.pos) < 0)
-			return -EINVAL;
-		in.pos += XP_TABLE_LEN;
 		in.bits = 0;
 		in.phantom = 0;
 		in.extra = -16;
@@ -210,7 +189,7 @@ long xpress_huffman_decompress(const unsigned char *in_p, size_t in_len,
 		block_end = out_len - opos > XP_BLOCK ? opos + XP_BLOCK : out_len;
 		while (opos < block_end) {
 			unsigned sym, dbits;
-			uint32_t len, dist, v;
+			uint32_t len, dist;
 
 			if (xp_symbol(&in, &code, &sym) < 0)
 				return -EINVAL;
@@ -222,21 +201,20 @@ long xpress_huffman_decompress(const unsigned char *in_p, size_t in_len,
 			len = sym & 15;
 			dbits = sym >> 4;
 			if (len == 15) {
-				if (xp_byte(&in, &v) < 0)
-					return -EINVAL;
+				uint32_t v = bytes_u8(&in.r);
+
 				if (v == 255) {
-					if (xp_le(&in, 2, &v) < 0)
+					v = bytes_u16le(&in.r);
+					if (v == 0)
+						v = bytes_u32le(&in.r);
+					else if (v < 15)
 						return -EINVAL;
-					if (v == 0) {
-						if (xp_le(&in, 4, &v) < 0)
-							return -EINVAL;
-					} else if (v < 15) {
-						return -EINVAL;
-					}
 					len = v;
 				} else {
 					len = v + 15;
 				}
+				if (in.r.bad)
+					return -EINVAL;
 			}
 			dist = 1u << dbits;
 			if (dbits)
@@ -257,33 +235,26 @@ long xpress_huffman_decompress(const unsigned char *in_p, size_t in_len,
 
 /* ---- WinRM framing ------------------------------------------------------ */
 
-static unsigned le16(const unsigned char *p)
-{
-	return (unsigned)p[0] | (unsigned)p[1] << 8;
-}
-
 int xpress_winrm_decode(const unsigned char *in, size_t in_len, struct buf *out)
 {
-	size_t start = out->len, pos = 0;
+	struct bytes_reader rd = bytes_reader(in, in_len);
+	size_t start = out->len;
 	unsigned char *tmp = NULL;
 	int r = 0;
 
-	while (pos < in_len) {
+	while (bytes_left(&rd)) {
+		const unsigned char *chunk;
 		size_t orig, comp;
 
-		if (in_len - pos < 4) {
-			r = -EINVAL;
-			break;
-		}
-		orig = (size_t)le16(in + pos) + 1;
-		comp = (size_t)le16(in + pos + 2) + 1;
-		pos += 4;
-		if (in_len - pos < comp) {
+		orig = (size_t)bytes_u16le(&rd) + 1;
+		comp = (size_t)bytes_u16le(&rd) + 1;
+		chunk = bytes_take(&rd, comp);
+		if (!chunk) {
 			r = -EINVAL;
 			break;
 		}
 		if (orig == comp) {
-			r = buf_append(out, in + pos, orig);
+			r = buf_append(out, chunk, orig);
 		} else {
 			if (out->limit && (out->len > out->limit || out->limit - out->len < orig)) {
 				r = -EMSGSIZE;
@@ -291,14 +262,13 @@ int xpress_winrm_decode(const unsigned char *in, size_t in_len, struct buf *out)
 			}
 			if (!tmp)
 				tmp = xmalloc(XPRESS_WINRM_CHUNK);
-			if (xpress_huffman_decompress(in + pos, comp, tmp, orig) != (long)orig)
+			if (xpress_huffman_decompress(chunk, comp, tmp, orig) != (long)orig)
 				r = -EINVAL;
 			else
 				r = buf_append(out, tmp, orig);
 		}
 		if (r < 0)
 			break;
-		pos += comp;
 	}
 	if (tmp)
 		freezero(tmp, XPRESS_WINRM_CHUNK);
@@ -313,11 +283,14 @@ int xpress_winrm_encode_stored(const unsigned char *in, size_t in_len, struct bu
 
 	for (size_t pos = 0; pos < in_len;) {
 		size_t n = MIN(in_len - pos, (size_t)XPRESS_WINRM_CHUNK);
-		unsigned char hdr[4] = {
-			(unsigned char)((n - 1) & 0xff), (unsigned char)((n - 1) >> 8),
-			(unsigned char)((n - 1) & 0xff), (unsigned char)((n - 1) >> 8),
-		};
-		int r = buf_append(out, hdr, sizeof hdr);
+		unsigned char hdr[4];
+		struct bytes_writer w = bytes_writer(hdr, sizeof hdr);
+		int r;
+
+		/* A stored chunk: both sizes equal. */
+		bytes_put_u16le(&w, (uint16_t)(n - 1));
+		bytes_put_u16le(&w, (uint16_t)(n - 1));
+		r = buf_append(out, hdr, sizeof hdr);
 
 		if (r == 0)
 			r = buf_append(out, in + pos, n);
