@@ -12,101 +12,126 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "psrp_wire.h"
 #include "util.h"
 
 #include "xpress.h"
 
-static uint64_t be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int psrp_fragment_parse(const unsigned char *p, size_t n, struct psrp_fragment *f)
 {
+	struct bytes_reader r = bytes_reader(p, n);
+	const unsigned char *blob;
+	uint64_t object_id, fragment_id;
 	uint32_t len;
+	uint8_t flags;
 
-	if (n < PSRP_FRAGMENT_HEADER)
+	object_id = bytes_u64be(&r);
+	fragment_id = bytes_u64be(&r);
+	flags = bytes_u8(&r);                   /* bit 0 start, bit 1 end */
+	len = bytes_u32be(&r);
+	blob = bytes_take(&r, len);
+	if (r.bad || flags & ~3u)
 		return -EINVAL;
-	f->object_id = be64(p);
-	f->fragment_id = be64(p + 8);
-	f->start = p[16] & 1;
-	f->end = (p[16] & 2) != 0;
-	len = (uint32_t)p[17] << 24 | (uint32_t)p[18] << 16 | (uint32_t)p[19] << 8 | p[20];
-	if (p[16] & ~3u || len > n - PSRP_FRAGMENT_HEADER)
-		return -EINVAL;
-	f->blob = p + PSRP_FRAGMENT_HEADER;
+	f->blob = blob;
+	f->object_id = object_id;
+	f->fragment_id = fragment_id;
+	f->start = flags & 1;
+	f->end = (flags & 2) != 0;
 	f->blob_len = len;
 	f->raw = p;
 	f->total_len = PSRP_FRAGMENT_HEADER + (size_t)len;
 	return 0;
 }
 
+/* The message header (MS-PSRP 2.2.1): Destination, MessageType, RPID, PID. */
+static int msg_header(const unsigned char *msg, size_t n, uint32_t *dest, uint32_t *type,
+    unsigned char rpid[16])
+{
+	struct bytes_reader r = bytes_reader(msg, n);
+
+	*dest = bytes_u32le(&r);
+	*type = bytes_u32le(&r);
+	bytes_copy(&r, rpid, 16);
+	bytes_skip(&r, 16);
+	return r.bad ? -EINVAL : 0;
+}
+
 uint32_t psrp_msg_type(const unsigned char *b, size_t n)
 {
-	if (n < 8)
-		return 0;
-	return (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+	struct bytes_reader r = bytes_reader(b, n);
+	uint32_t type;
+
+	bytes_skip(&r, 4);
+	type = bytes_u32le(&r);
+	return r.bad ? 0 : type;
+}
+
+/* A reader at the first byte after `key` in a message's body (after its
+ * header); false if the body is empty or has no key. */
+static bool body_after(const unsigned char *msg, size_t n, const char *key, size_t kl,
+    struct bytes_reader *r)
+{
+	const unsigned char *body, *k;
+	size_t bl;
+
+	*r = bytes_reader(msg, n);
+	bytes_skip(r, PSRP_MESSAGE_HEADER);
+	bl = bytes_left(r);
+	body = bytes_take(r, bl);
+	if (!body || bl == 0 || !(k = memmem(body, bl, key, kl)))
+		return false;
+	*r = bytes_reader(body, bl);
+	bytes_at(r, (size_t)(k - body) + kl);
+	return true;
 }
 
 int psrp_pipeline_state(const unsigned char *msg, size_t n)
 {
 	static const char key[] = "N=\"PipelineState\">";
-	const unsigned char *p;
+	struct bytes_reader r;
+	int c;
 
-	if (n <= PSRP_MESSAGE_HEADER)
+	if (!body_after(msg, n, key, sizeof key - 1, &r))
 		return -1;
-	p = memmem(msg + PSRP_MESSAGE_HEADER, n - PSRP_MESSAGE_HEADER, key, sizeof key - 1);
-	if (!p)
-		return -1;
-	p += sizeof key - 1;
-	if (p >= msg + n || *p < '0' || *p > '9')
-		return -1;
-	return *p - '0';
+	c = bytes_peek(&r);
+	return c >= '0' && c <= '9' ? c - '0' : -1;
 }
 
 int psrp_msg_i32(const unsigned char *msg, size_t n, const char *name, int32_t *out)
 {
 	char key[64];
-	const unsigned char *p, *end = msg + n;
+	struct bytes_reader r;
 	int64_t v = 0;
-	int kl = snprintf(key, sizeof key, "<I32 N=\"%s\">", name);
+	int c, kl = snprintf(key, sizeof key, "<I32 N=\"%s\">", name);
 
 	if (kl <= 0 || (size_t)kl >= sizeof key || n <= PSRP_MESSAGE_HEADER)
 		return -EINVAL;
-	p = memmem(msg + PSRP_MESSAGE_HEADER, n - PSRP_MESSAGE_HEADER, key, (size_t)kl);
-	if (!p)
+	if (!body_after(msg, n, key, (size_t)kl, &r))
 		return -ENOENT;
-	p += kl;
-	if (p >= end || *p < '0' || *p > '9')
+	c = bytes_peek(&r);
+	if (c < '0' || c > '9')
 		return -EINVAL;
-	for (; p < end && *p >= '0' && *p <= '9'; p++)
-		if ((v = v * 10 + (*p - '0')) > INT32_MAX)
+	for (; (c = bytes_peek(&r)) >= '0' && c <= '9'; bytes_skip(&r, 1))
+		if ((v = v * 10 + (c - '0')) > INT32_MAX)
 			return -EINVAL;
-	if (p >= end || *p != '<')
+	if (c != '<')
 		return -EINVAL;
 	*out = (int32_t)v;
 	return 0;
 }
 
-static uint32_t le32_at(const unsigned char *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
 int psrp_pool_info_parse(const unsigned char *p, size_t n, struct psrp_pool_info *out)
 {
 	struct psrp_fragment f;
+	unsigned char rpid[16];
+	uint32_t dest, type;
 
 	for (size_t off = 0; off < n && psrp_fragment_parse(p + off, n - off, &f) == 0; off += f.total_len) {
-		if (!f.start || !f.end || f.blob_len < PSRP_MESSAGE_HEADER ||
-		    psrp_msg_type(f.blob, f.blob_len) != PSRP_INIT_RUNSPACEPOOL)
+		if (!f.start || !f.end || msg_header(f.blob, f.blob_len, &dest, &type, rpid) < 0 ||
+		    type != PSRP_INIT_RUNSPACEPOOL)
 			continue;
-		memcpy(out->rpid, f.blob + 8, 16);
+		memcpy(out->rpid, rpid, 16);
 		if (psrp_msg_i32(f.blob, f.blob_len, "MinRunspaces", &out->min_runspaces) < 0 ||
 		    psrp_msg_i32(f.blob, f.blob_len, "MaxRunspaces", &out->max_runspaces) < 0)
 			return -EINVAL;
@@ -119,19 +144,21 @@ int psrp_connect_parse(const unsigned char *p, size_t n, struct psrp_connect_req
 {
 	static const uint32_t want[2] = { PSRP_SESSION_CAPABILITY, PSRP_CONNECT_RUNSPACEPOOL };
 	struct psrp_fragment f[2];
+	unsigned char rpid[16];
+	uint32_t dest, type;
 	size_t off = 0;
 	int r1, r2;
 
 	for (int i = 0; i < 2; i++) {
 		if (off >= n || psrp_fragment_parse(p + off, n - off, &f[i]) < 0 || !f[i].start || !f[i].end ||
-		    f[i].blob_len < PSRP_MESSAGE_HEADER || le32_at(f[i].blob) != PSRP_DEST_SERVER ||
-		    psrp_msg_type(f[i].blob, f[i].blob_len) != want[i])
+		    msg_header(f[i].blob, f[i].blob_len, &dest, &type, rpid) < 0 ||
+		    dest != PSRP_DEST_SERVER || type != want[i])
 			return -EINVAL;
 		off += f[i].total_len;
 	}
 	if (off != n)
 		return -EINVAL;
-	memcpy(out->rpid, f[1].blob + 8, 16);
+	memcpy(out->rpid, rpid, 16);                    /* of the second, CONNECT_RUNSPACEPOOL */
 	r1 = psrp_msg_i32(f[1].blob, f[1].blob_len, "MinRunspaces", &out->min_runspaces);
 	r2 = psrp_msg_i32(f[1].blob, f[1].blob_len, "MaxRunspaces", &out->max_runspaces);
 	if ((r1 == -EINVAL || r2 == -EINVAL) || (r1 == 0) != (r2 == 0))
@@ -143,14 +170,12 @@ int psrp_connect_parse(const unsigned char *p, size_t n, struct psrp_connect_req
 void psrp_put_fragment(struct buf *out, uint64_t object_id, const unsigned char *msg, size_t len)
 {
 	unsigned char h[PSRP_FRAGMENT_HEADER];
+	struct bytes_writer w = bytes_writer(h, sizeof h);
 
-	for (int i = 0; i < 8; i++) {
-		h[i] = (unsigned char)(object_id >> (56 - 8 * i));
-		h[8 + i] = 0;                           /* fragment id 0 */
-	}
-	h[16] = 3;                                      /* start and end */
-	for (int i = 0; i < 4; i++)
-		h[17 + i] = (unsigned char)(len >> (24 - 8 * i));
+	bytes_put_u64be(&w, object_id);
+	bytes_put_u64be(&w, 0);                         /* fragment id */
+	bytes_put_u8(&w, 3);                            /* start and end */
+	bytes_put_u32be(&w, (uint32_t)len);
 	buf_append(out, h, sizeof h);
 	buf_append(out, msg, len);
 }
@@ -160,16 +185,15 @@ void psrp_put_message(struct buf *out, uint64_t object_id, uint32_t type,
 {
 	size_t xl = strlen(xml);
 	unsigned char *m = xmalloc(PSRP_MESSAGE_HEADER + 3 + xl);
+	struct bytes_writer w = bytes_writer(m, PSRP_MESSAGE_HEADER + 3 + xl);
 
-	for (int i = 0; i < 4; i++) {
-		m[i] = (unsigned char)(PSRP_DEST_CLIENT >> (8 * i));
-		m[4 + i] = (unsigned char)(type >> (8 * i));
-	}
-	memcpy(m + 8, rpid, 16);
-	memset(m + 24, 0, 16);                          /* no pipeline */
-	memcpy(m + 40, "\xef\xbb\xbf", 3);              /* UTF-8 BOM, as PowerShell writes */
-	memcpy(m + 43, xml, xl);
-	psrp_put_fragment(out, object_id, m, PSRP_MESSAGE_HEADER + 3 + xl);
+	bytes_put_u32le(&w, PSRP_DEST_CLIENT);
+	bytes_put_u32le(&w, type);
+	bytes_put(&w, rpid, 16);
+	bytes_zero(&w, 16);                             /* no pipeline */
+	bytes_put(&w, "\xef\xbb\xbf", 3);               /* UTF-8 BOM, as PowerShell writes */
+	bytes_put(&w, xml, xl);
+	psrp_put_fragment(out, object_id, m, w.off);
 	free(m);
 }
 
@@ -179,48 +203,57 @@ static const struct { const char *name; int kind; } oop_names[] = {
 	{ "Close", OOP_CLOSE }, { "CloseAck", OOP_CLOSE_ACK },
 };
 
-/* Expect `lit` at *p (within end); advance past it. */
-static bool lit(const char **p, const char *end, const char *s)
+/* Expect `s` next and move past it.  A mismatch fails the whole packet,
+ * so where r is left then does not matter. */
+static bool lit(struct bytes_reader *r, const char *s)
 {
 	size_t n = strlen(s);
+	const unsigned char *q = bytes_take(r, n);
 
-	if ((size_t)(end - *p) < n || memcmp(*p, s, n))
-		return false;
-	*p += n;
-	return true;
+	return q && memcmp(q, s, n) == 0;
 }
 
-static bool attr(const char **p, const char *end, const char *name, char *out, size_t outlen)
+static void skip_spaces(struct bytes_reader *r)
 {
-	const char *q;
-	size_t n;
+	while (bytes_peek(r) == ' ')
+		bytes_skip(r, 1);
+}
 
-	while (*p < end && **p == ' ')
-		(*p)++;
-	if (!lit(p, end, name) || !lit(p, end, "='"))
+/* name='value' into out, NUL-terminated; false if it does not fit. */
+static bool attr(struct bytes_reader *r, const char *name, char *out, size_t outlen)
+{
+	size_t n = 0;
+	int c;
+
+	skip_spaces(r);
+	if (!lit(r, name) || !lit(r, "='"))
 		return false;
-	q = memchr(*p, '\'', (size_t)(end - *p));
-	if (!q || (n = (size_t)(q - *p)) >= outlen)
-		return false;
-	memcpy(out, *p, n);
+	for (; (c = bytes_peek(r)) != '\''; n++) {
+		if (c < 0 || n + 1 >= outlen)
+			return false;
+		out[n] = (char)c;
+		bytes_skip(r, 1);
+	}
 	out[n] = '\0';
-	*p = q + 1;
+	bytes_skip(r, 1);
 	return true;
 }
 
 int oop_parse(const char *line, size_t len, struct oop_packet *out)
 {
-	const char *p = line, *end = line + len, *name;
+	struct bytes_reader r = bytes_reader(line, len);
+	const char *name;
 	char stream[32];
 	size_t nl;
+	int c;
 
 	memset(out, 0, sizeof *out);
-	if (!lit(&p, end, "<"))
+	if (!lit(&r, "<"))
 		return -EINVAL;
-	name = p;
-	while (p < end && *p != ' ' && *p != '>' && *p != '/')
-		p++;
-	nl = (size_t)(p - name);
+	name = line + r.off;
+	while ((c = bytes_peek(&r)) >= 0 && c != ' ' && c != '>' && c != '/')
+		bytes_skip(&r, 1);
+	nl = (size_t)(line + r.off - name);
 	out->kind = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(oop_names); i++)
 		if (strlen(oop_names[i].name) == nl && !memcmp(name, oop_names[i].name, nl))
@@ -228,28 +261,31 @@ int oop_parse(const char *line, size_t len, struct oop_packet *out)
 	if (out->kind < 0)
 		return -EINVAL;
 	if (out->kind == OOP_DATA) {
-		if (!attr(&p, end, "Stream", stream, sizeof stream))
+		if (!attr(&r, "Stream", stream, sizeof stream))
 			return -EINVAL;
 		out->prompt_response = str_ieq(stream, "PromptResponse");
 		if (!out->prompt_response && !str_ieq(stream, "Default"))
 			return -EINVAL;
 	}
-	if (!attr(&p, end, "PSGuid", out->guid, sizeof out->guid) || !uuid_valid(out->guid))
+	if (!attr(&r, "PSGuid", out->guid, sizeof out->guid) || !uuid_valid(out->guid))
 		return -EINVAL;
 	if (out->kind == OOP_DATA) {
-		const char *close;
-		if (!lit(&p, end, ">"))
+		static const char close[] = "</Data>";
+		const unsigned char *data;
+		size_t dl;
+
+		if (!lit(&r, ">") || bytes_left(&r) < sizeof close - 1)
 			return -EINVAL;
-		close = end - 7;
-		if (close < p || memcmp(close, "</Data>", 7))
+		dl = bytes_left(&r) - (sizeof close - 1);
+		data = bytes_take(&r, dl);
+		if (!lit(&r, close))
 			return -EINVAL;
-		out->data = p;
-		out->data_len = (size_t)(close - p);
+		out->data = (const char *)data;
+		out->data_len = dl;
 		return 0;
 	}
-	while (p < end && *p == ' ')
-		p++;
-	if (!lit(&p, end, "/>") || p != end)
+	skip_spaces(&r);
+	if (!lit(&r, "/>") || bytes_left(&r))
 		return -EINVAL;
 	return 0;
 }
