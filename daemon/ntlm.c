@@ -4,8 +4,9 @@
  * ntlm_verify_v2/ntlm_verify_mic run in the monitor (root), which sees only
  * fields the worker already extracted plus the user's NT hash.
  *
- * Every offset and length from a message is checked against the message
- * before use.  Secrets (hashes, keys, UTF-16 passwords) live in fixed
+ * The parsers and the CHALLENGE builder go through the bytes_ cursor
+ * (bytes.h), so every offset and length from a message is checked against
+ * the message before use.  Secrets (hashes, keys, UTF-16 passwords) live in fixed
  * buffers that are wiped before return.  Crypto is OpenSSL only.
  */
 #include <errno.h>
