@@ -96,7 +96,7 @@ int ipc_fd(struct ipc_msg *m, size_t i)
 
 	if (i >= m->nfds || m->fds[i] < 0) {
 		m->bad = true;
-		return -1;
+		return -EBADF;
 	}
 	fd = m->fds[i];
 	m->fds[i] = -1;

@@ -83,7 +83,7 @@ uint64_t ipc_u64(struct ipc_msg *m);
 /* A NUL-free string; returned pointer is valid while the message is. */
 const char *ipc_str(struct ipc_msg *m);
 const unsigned char *ipc_bytes(struct ipc_msg *m, size_t *n);
-/* Take ownership of received descriptor i (or -1 and `bad` if absent). */
+/* Take ownership of received descriptor i (or -EBADF and `bad` if absent). */
 int ipc_fd(struct ipc_msg *m, size_t i);
 /* Must be called after the last field: marks trailing bytes bad. */
 bool ipc_end(struct ipc_msg *m);

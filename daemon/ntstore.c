@@ -51,7 +51,7 @@ static int hexval(char c)
 		return c - 'a' + 10;
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
-	return -1;
+	return -EINVAL;
 }
 
 /* Iterate over "user:hex" lines; fn returns non-zero to stop. */

@@ -93,9 +93,9 @@ int psrp_pipeline_state(const unsigned char *msg, size_t n)
 	int c;
 
 	if (!body_after(msg, n, key, sizeof key - 1, &r))
-		return -1;
+		return -ENOENT;
 	c = bytes_peek(&r);
-	return c >= '0' && c <= '9' ? c - '0' : -1;
+	return c >= '0' && c <= '9' ? c - '0' : -ENOENT;
 }
 
 int psrp_msg_i32(const unsigned char *msg, size_t n, const char *name, int32_t *out)

@@ -39,7 +39,7 @@ struct psrp_fragment {
 int psrp_fragment_parse(const unsigned char *p, size_t n, struct psrp_fragment *f);
 /* MessageType of a message starting at blob (0 if too short). */
 uint32_t psrp_msg_type(const unsigned char *blob, size_t n);
-/* PipelineState from a PIPELINE_STATE message, or -1. */
+/* PipelineState from a PIPELINE_STATE message, or -ENOENT. */
 int psrp_pipeline_state(const unsigned char *msg, size_t n);
 /* The <I32 N="name"> property of a message (0 <= value <= INT32_MAX); -ENOENT or -EINVAL. */
 int psrp_msg_i32(const unsigned char *msg, size_t n, const char *name, int32_t *out);

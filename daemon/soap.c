@@ -308,29 +308,29 @@ long long soap_duration_ms(const char *s)
 	const char *p = s;
 
 	if (!s || *p++ != 'P')
-		return -1;
+		return -EINVAL;
 	while (*p) {
 		char *end;
 		long double v;
 
 		if (*p == 'T') {
 			if (in_time)
-				return -1;
+				return -EINVAL;
 			in_time = true;
 			p++;
 			continue;
 		}
 		if (!isdigit((unsigned char)*p))
-			return -1;
+			return -EINVAL;
 		/* Digits with an optional fraction only: strtold would take hex and exponents. */
 		end = (char *)p + strspn(p, "0123456789");
 		if (*end == '.') {
 			if (!isdigit((unsigned char)end[1]))
-				return -1;
+				return -EINVAL;
 			end += 1 + strspn(end + 1, "0123456789");
 		}
 		if (end - p > 20)
-			return -1;
+			return -EINVAL;
 		{
 			char num[24];
 			memcpy(num, p, (size_t)(end - p));
@@ -338,18 +338,18 @@ long long soap_duration_ms(const char *s)
 			v = strtold(num, NULL);
 		}
 		if (v > 1e12)
-			return -1;
+			return -EINVAL;
 		p = end;
 		switch (*p) {
-		case 'Y': if (in_time) return -1; total += v * 365 * 86400000.0L; break;
+		case 'Y': if (in_time) return -EINVAL; total += v * 365 * 86400000.0L; break;
 		case 'M': total += in_time ? v * 60000.0L : v * 30 * 86400000.0L; break;
-		case 'D': if (in_time) return -1; total += v * 86400000.0L; break;
-		case 'H': if (!in_time) return -1; total += v * 3600000.0L; break;
-		case 'S': if (!in_time) return -1; total += v * 1000.0L; break;
-		default: return -1;
+		case 'D': if (in_time) return -EINVAL; total += v * 86400000.0L; break;
+		case 'H': if (!in_time) return -EINVAL; total += v * 3600000.0L; break;
+		case 'S': if (!in_time) return -EINVAL; total += v * 1000.0L; break;
+		default: return -EINVAL;
 		}
 		if (strchr(seen, *p) && !(in_time && *p == 'M' && !strchr(seen, 'm')))
-			return -1;      /* each designator once, in order */
+			return -EINVAL;      /* each designator once, in order */
 		{
 			size_t k = strlen(seen);
 			if (k + 1 < sizeof seen) {
@@ -361,7 +361,7 @@ long long soap_duration_ms(const char *s)
 		p++;
 	}
 	if (!any || total > 9e15L || (in_time && !strpbrk(seen, "HmS")))
-		return -1;
+		return -EINVAL;
 	return (long long)total;
 }
 

@@ -113,7 +113,7 @@ xmlNodePtr soap_next(const xmlNode *after, const char *ns, const char *name);
 /* Text content, trimmed, malloc'ed (never NULL). */
 char *soap_text(const xmlNode *n);
 const char *soap_attr(const xmlNode *n, const char *name, char *buf, size_t len);
-/* Parse an xs:duration ("PT20S", "PT0.5S", "P1DT2H") into ms; -1 if invalid. */
+/* Parse an xs:duration ("PT20S", "PT0.5S", "P1DT2H") into ms; -EINVAL if invalid. */
 long long soap_duration_ms(const char *s);
 
 /*

@@ -1022,27 +1022,27 @@ static void test_soap_duration(void)
 	CHECK(soap_duration_ms("P1Y") == 365LL * 86400000);
 	CHECK(soap_duration_ms("P2D") == 2 * 86400000LL);
 	CHECK(soap_duration_ms("PT1000000000000S") == 1000000000000000LL);
-	CHECK(soap_duration_ms("PT1000000000001S") == -1);
-	CHECK(soap_duration_ms("P1000000000000Y") == -1);       /* over 9e15 ms */
-	CHECK(soap_duration_ms(NULL) == -1);
-	CHECK(soap_duration_ms("") == -1);
-	CHECK(soap_duration_ms("P") == -1);
-	CHECK(soap_duration_ms("PT") == -1);
-	CHECK(soap_duration_ms("PTT1S") == -1);
-	CHECK(soap_duration_ms("PT1S T") == -1);
-	CHECK(soap_duration_ms("PT1D") == -1);
-	CHECK(soap_duration_ms("P1H") == -1);
-	CHECK(soap_duration_ms("P1S") == -1);
-	CHECK(soap_duration_ms("PT1Y") == -1);
-	CHECK(soap_duration_ms("PT-1S") == -1);
-	CHECK(soap_duration_ms("-PT1S") == -1);
-	CHECK(soap_duration_ms("PT+1S") == -1);
-	CHECK(soap_duration_ms("PT.5S") == -1);
-	CHECK(soap_duration_ms("PTnanS") == -1);
-	CHECK(soap_duration_ms("PTinfS") == -1);
-	CHECK(soap_duration_ms("pt1s") == -1);
-	CHECK(soap_duration_ms("PT1S ") == -1);
-	CHECK(soap_duration_ms("PT1") == -1);
+	CHECK(soap_duration_ms("PT1000000000001S") == -EINVAL);
+	CHECK(soap_duration_ms("P1000000000000Y") == -EINVAL);       /* over 9e15 ms */
+	CHECK(soap_duration_ms(NULL) == -EINVAL);
+	CHECK(soap_duration_ms("") == -EINVAL);
+	CHECK(soap_duration_ms("P") == -EINVAL);
+	CHECK(soap_duration_ms("PT") == -EINVAL);
+	CHECK(soap_duration_ms("PTT1S") == -EINVAL);
+	CHECK(soap_duration_ms("PT1S T") == -EINVAL);
+	CHECK(soap_duration_ms("PT1D") == -EINVAL);
+	CHECK(soap_duration_ms("P1H") == -EINVAL);
+	CHECK(soap_duration_ms("P1S") == -EINVAL);
+	CHECK(soap_duration_ms("PT1Y") == -EINVAL);
+	CHECK(soap_duration_ms("PT-1S") == -EINVAL);
+	CHECK(soap_duration_ms("-PT1S") == -EINVAL);
+	CHECK(soap_duration_ms("PT+1S") == -EINVAL);
+	CHECK(soap_duration_ms("PT.5S") == -EINVAL);
+	CHECK(soap_duration_ms("PTnanS") == -EINVAL);
+	CHECK(soap_duration_ms("PTinfS") == -EINVAL);
+	CHECK(soap_duration_ms("pt1s") == -EINVAL);
+	CHECK(soap_duration_ms("PT1S ") == -EINVAL);
+	CHECK(soap_duration_ms("PT1") == -EINVAL);
 }
 
 static void test_soap_identify(void)
@@ -1966,7 +1966,7 @@ static void test_ipc_malformed(void)
 	CHECK(raw_msg(sv, pkt, 6, &m));
 	CHECK(ipc_u32(&m) == 0 && m.bad);
 	CHECK(ipc_u32(&m) == 0 && ipc_u64(&m) == 0);
-	CHECK(ipc_fd(&m, 0) == -1);
+	CHECK(ipc_fd(&m, 0) == -EBADF);
 
 	/* A packet larger than the receive buffer is truncated: bad. */
 	{
@@ -2008,9 +2008,9 @@ static void test_ipc_fds(void)
 	CHECK(ipc_u32(&m) == 1);
 	fd = ipc_fd(&m, 0);
 	CHECK(fd >= 0);
-	CHECK(ipc_fd(&m, 0) == -1 && m.bad);      /* taking it twice is misuse */
+	CHECK(ipc_fd(&m, 0) == -EBADF && m.bad);      /* taking it twice is misuse */
 	m.bad = false;
-	CHECK(ipc_fd(&m, 3) == -1 && m.bad);
+	CHECK(ipc_fd(&m, 3) == -EBADF && m.bad);
 	m.bad = false;
 	CHECK(ipc_end(&m));
 	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
