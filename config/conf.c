@@ -6,6 +6,10 @@
  * through the same setters a file goes through, so a default can never be a
  * value the parser would refuse, and `winrmd -T` output parses back to
  * itself (tested in tests/unit).
+ *
+ * Over 900 lines on purpose: the key table, the setters it names and the
+ * validation of what they set are one contract with winrmd.conf(5); split,
+ * a key could be added in one place and forgotten in another.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
