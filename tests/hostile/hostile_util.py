@@ -8,18 +8,10 @@ import socket
 import ssl
 import time
 
-from wsman_util import (NS, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, assert_ok, basic_header,
+from wsman_util import (NS, RESOURCE_CMD_SHELL, SOAP_CONTENT_TYPE, assert_ok, basic_header,  # noqa: F401
                         config_get_envelope, envelope, post, shell_create_envelope,
-                        user_pids, wait_for)
-
-ACT_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
-ACT_COMMAND = ACT_SHELL + "Command"
-ACT_RECEIVE = ACT_SHELL + "Receive"
-ACT_SEND = ACT_SHELL + "Send"
-ACT_SIGNAL = ACT_SHELL + "Signal"
-ACT_DELETE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
-STATE_DONE = ACT_SHELL + "CommandState/Done"
-SIGNAL_TERMINATE = ACT_SHELL + "signal/terminate"
+                        user_pids, wait_for, ACT_SHELL, ACT_COMMAND, ACT_RECEIVE, ACT_SEND,
+                        ACT_SIGNAL, ACT_DELETE, STATE_DONE, SIGNAL_TERMINATE, RawShell, pgrep)
 
 ERROR_SHELL_NOT_FOUND = 2150858843
 ERROR_OPERATION_TIMEOUT = 2150858793
@@ -125,73 +117,6 @@ def auth_headers(user, extra=None, length=None):
 
 
 # --------------------------------------------------------------------------- WinRS over raw SOAP
-
-class RawShell:
-    def __init__(self, d, user):
-        self.d, self.user = d, user
-
-    def post(self, action, body="", shell_id=None, options=None, timeout="PT20S", http_timeout=90,
-             resource=RESOURCE_CMD_SHELL):
-        sel = {"ShellId": shell_id} if shell_id else None
-        xml, mid = envelope(action, resource, body, selectors=sel, options=options,
-                            operation_timeout=timeout)
-        return post(self.d.https_url, xml, user=self.user, timeout=http_timeout), mid
-
-    def create(self):
-        xml, mid = shell_create_envelope()
-        root = assert_ok(post(self.d.https_url, xml, user=self.user), mid)
-        sel = root.find(".//w:SelectorSet/w:Selector[@Name='ShellId']", NS)
-        assert sel is not None and sel.text
-        return sel.text
-
-    def command(self, sid, command):
-        body = ("<rsp:CommandLine><rsp:Command>%s</rsp:Command></rsp:CommandLine>"
-                % command.replace("&", "&amp;").replace("<", "&lt;"))
-        r, mid = self.post(ACT_COMMAND, body, sid, options={"WINRS_SKIP_CMD_SHELL": "FALSE"})
-        root = assert_ok(r, mid)
-        return root.find("s:Body/rsp:CommandResponse/rsp:CommandId", NS).text
-
-    def receive_body(self, cid):
-        return ('<rsp:Receive><rsp:DesiredStream CommandId="%s">stdout stderr</rsp:DesiredStream>'
-                "</rsp:Receive>" % cid)
-
-    def receive_once(self, sid, cid, timeout="PT5S"):
-        return self.post(ACT_RECEIVE, self.receive_body(cid), sid, timeout=timeout)
-
-    def receive_all(self, sid, cid, limit=60.0):
-        out, err = bytearray(), bytearray()
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            r, mid = self.receive_once(sid, cid)
-            if r.status_code == 500 and str(ERROR_OPERATION_TIMEOUT) in r.text:
-                continue
-            root = assert_ok(r, mid)
-            rr = root.find("s:Body/rsp:ReceiveResponse", NS)
-            for st in rr.findall("rsp:Stream", NS):
-                data = base64.b64decode(st.text or "")
-                (out if st.get("Name") == "stdout" else err).extend(data)
-            state = rr.find("rsp:CommandState", NS)
-            if state is not None and state.get("State") == STATE_DONE:
-                return bytes(out), bytes(err), int(state.find("rsp:ExitCode", NS).text)
-        raise AssertionError("command %s did not finish within %ss" % (cid, limit))
-
-    def send(self, sid, cid, b64text, end=True):
-        body = ('<rsp:Send><rsp:Stream Name="stdin" CommandId="%s" End="%s">%s</rsp:Stream></rsp:Send>'
-                % (cid, "true" if end else "false", b64text))
-        return self.post(ACT_SEND, body, sid)
-
-    def signal(self, sid, cid):
-        body = '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>' % (cid, SIGNAL_TERMINATE)
-        return self.post(ACT_SIGNAL, body, sid)
-
-    def delete(self, sid):
-        return self.post(ACT_DELETE, "", sid)
-
-
-def pgrep(user, argv):
-    """pids of `user`'s processes whose argv is exactly `argv` (see user_pids)."""
-    return user_pids(user, argv)
-
 
 def kill_user_procs(user, argv):
     for pid in pgrep(user, argv):

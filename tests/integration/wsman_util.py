@@ -356,3 +356,130 @@ def pywinrm_fault(exc):
     code = re.search(r"'wsmanfault_code': '(\d+)'", text)
     status = re.search(r"'http_status_code': (\d+)", text)
     return (int(status.group(1)) if status else None, int(code.group(1)) if code else None, text)
+
+
+# ---- WinRS over hand-built SOAP, shared by the integration and hostile tests
+
+ACT_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+ACT_COMMAND = ACT_SHELL + "Command"
+ACT_RECEIVE = ACT_SHELL + "Receive"
+ACT_SEND = ACT_SHELL + "Send"
+ACT_SIGNAL = ACT_SHELL + "Signal"
+ACT_DELETE = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
+ACT_ENUMERATE = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate"
+RESOURCE_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+SIGNAL_TERMINATE = ACT_SHELL + "signal/terminate"
+STATE_DONE = ACT_SHELL + "CommandState/Done"
+
+
+def pgrep(user, argv):
+    """pids of `user`'s processes whose argv is exactly `argv` (see user_pids)."""
+    return user_pids(user, argv)
+
+
+class RawShell:
+    """WinRS over hand-built SOAP (requests + Basic), for the wire details."""
+
+    def __init__(self, d, user):
+        self.d, self.user, self.url = d, user, d.https_url
+
+    def post(self, action, body="", shell_id=None, resource=RESOURCE_CMD_SHELL, options=None,
+             timeout="PT20S", http_timeout=90):
+        sel = {"ShellId": shell_id} if shell_id else None
+        xml, mid = envelope(action, resource, body, selectors=sel, options=options,
+                            operation_timeout=timeout)
+        return post(self.url, xml, user=self.user, timeout=http_timeout), mid
+
+    def create(self):
+        xml, mid = shell_create_envelope()
+        root = assert_ok(post(self.url, xml, user=self.user), mid)
+        sel = root.find(".//w:SelectorSet/w:Selector[@Name='ShellId']", NS)
+        assert sel is not None and sel.text
+        return sel.text
+
+    def command_raw(self, shell_id, inner, no_shell=False):
+        body = "<rsp:CommandLine>%s</rsp:CommandLine>" % inner
+        return self.post(ACT_COMMAND, body, shell_id,
+                         options={"WINRS_CONSOLEMODE_STDIN": "TRUE",
+                                  "WINRS_SKIP_CMD_SHELL": "TRUE" if no_shell else "FALSE"})
+
+    def command(self, shell_id, command, args=(), inner=None, no_shell=False):
+        if inner is None:
+            inner = "<rsp:Command>%s</rsp:Command>" % xml_escape(command)
+            inner += "".join("<rsp:Arguments>%s</rsp:Arguments>" % xml_escape(a) for a in args)
+        r, mid = self.command_raw(shell_id, inner, no_shell=no_shell)
+        root = assert_ok(r, mid)
+        el = root.find("s:Body/rsp:CommandResponse/rsp:CommandId", NS)
+        assert el is not None and el.text, describe(r)
+        return el.text
+
+    @staticmethod
+    def receive_body(cid):
+        return ('<rsp:Receive><rsp:DesiredStream CommandId="%s">stdout stderr</rsp:DesiredStream>'
+                "</rsp:Receive>" % cid)
+
+    def receive_once(self, shell_id, cid, timeout="PT20S", http_timeout=90):
+        return self.post(ACT_RECEIVE, self.receive_body(cid), shell_id, timeout=timeout,
+                         http_timeout=http_timeout)
+
+    def receive_all(self, shell_id, cid, limit=120.0):
+        """Receive until Done; returns (stdout bytes, stderr bytes, exit code)."""
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            r, mid = self.receive_once(shell_id, cid, timeout="PT5S")
+            if r.status_code == 500 and "2150858793" in r.text:
+                continue
+            root = assert_ok(r, mid)
+            done, code = parse_receive(root, out, err)
+            if done:
+                return bytes(out), bytes(err), code
+        raise AssertionError("command %s did not finish within %ss" % (cid, limit))
+
+    def send(self, shell_id, cid, b64text, end=None):
+        """end: None sends no End attribute (as Ruby's client does), else End="true"/"false"."""
+        if isinstance(end, bool):
+            end = "true" if end else "false"
+        attr = ' End="%s"' % end if end is not None else ""
+        body = ('<rsp:Send><rsp:Stream Name="stdin" CommandId="%s"%s>%s</rsp:Stream></rsp:Send>'
+                % (cid, attr, b64text))
+        return self.post(ACT_SEND, body, shell_id)
+
+    def send_all(self, shell_id, cid, chunks):
+        """Send each chunk of bytes as its own Send, End on the last."""
+        for i, ch in enumerate(chunks):
+            r, mid = self.send(shell_id, cid, base64.b64encode(ch).decode(),
+                               end="true" if i == len(chunks) - 1 else None)
+            assert_ok(r, mid)
+
+    def signal(self, shell_id, cid, code=SIGNAL_TERMINATE):
+        body = '<rsp:Signal CommandId="%s"><rsp:Code>%s</rsp:Code></rsp:Signal>' % (cid, code)
+        return self.post(ACT_SIGNAL, body, shell_id)
+
+    def delete(self, shell_id):
+        return self.post(ACT_DELETE, "", shell_id)
+
+    def enumerate_ids(self):
+        body = ('<n:Enumerate xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">'
+                "<w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements></n:Enumerate>")
+        r, mid = self.post(ACT_ENUMERATE, body, resource=RESOURCE_SHELL)
+        root = assert_ok(r, mid)
+        return [el.text.upper() for el in root.iter("{%s}ShellId" % NS["rsp"])]
+
+
+def xml_escape(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def parse_receive(root, out, err):
+    rr = root.find("s:Body/rsp:ReceiveResponse", NS)
+    assert rr is not None, ET.tostring(root, encoding="unicode")[:2000]
+    for st in rr.findall("rsp:Stream", NS):
+        data = base64.b64decode(st.text or "")
+        (out if st.get("Name") == "stdout" else err).extend(data)
+    state = rr.find("rsp:CommandState", NS)
+    if state is not None and state.get("State") == STATE_DONE:
+        ec = state.find("rsp:ExitCode", NS)
+        assert ec is not None, "Done without ExitCode"
+        return True, int(ec.text)
+    return False, None
