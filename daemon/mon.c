@@ -34,28 +34,13 @@
 #include "ipc.h"
 #include "log.h"
 #include "mon.h"
+#include "mon_int.h"
 #include "gss.h"
 #include "ntlm.h"
 #include "ntstore.h"
 #include "tls.h"
 #include "util.h"
 #include "winrmd.h"
-
-struct mon_listener {
-	char *key;              /* transport|address|port: identity across reloads */
-	int fd;
-	bool used;
-};
-
-struct mon_child {
-	pid_t pid;
-	struct mon_session *s;
-};
-
-struct ntlm_challenge {
-	unsigned char ch[8];
-	uint64_t issued_ms;
-};
 
 struct pending_auth {
 	struct pending_auth *next;
@@ -66,51 +51,9 @@ struct pending_auth {
 	sd_event_source *timer;
 };
 
-static struct {
-	sd_event *ev;
-	struct conf conf;
-	const char *conf_path;
-	bool use_embedded;
-	bool debug;
-	int exe_fd;
-	uid_t worker_uid;
-	gid_t worker_gid;
-	struct mon_listener listeners[CONF_MAX_LISTENERS];
-	size_t n_listeners;
-	pid_t worker_pid;
-	struct ipc_chan *worker;
-	uint64_t worker_started_ms;
-	sd_event_source *restart_timer;
-	bool ready_sent, reloading, stopping;
-	struct mon_login *logins[MON_MAX_LOGINS];
-	size_t n_logins;
-	struct mon_session **sessions;
-	size_t n_sessions;
-	struct mon_child *children;
-	size_t n_children, cap_children;
-	struct pending_auth *pending;
-	unsigned n_pending;
-	struct ntlm_challenge challenges[MON_NTLM_CHALLENGES_MAX]; /* oldest first */
-	size_t n_challenges;
-	struct auth_job *auth_jobs;
-	unsigned n_auth_jobs;
-	unsigned configs_unacked;       /* configurations sent, not yet answered by WORKER_READY */
-	bool worker_served;             /* this worker has been ready once */
-} M = { .exe_fd = -1 };
-
 static void worker_start(void);
 
 /* ---- logins, sessions, children -------------------------------------- */
-
-static uint64_t new_id(void)
-{
-	uint64_t id;
-
-	do
-		random_bytes(&id, sizeof id);
-	while (id == 0);
-	return id;
-}
 
 static struct mon_login *login_find(uint64_t id)
 {
@@ -249,19 +192,6 @@ static unsigned session_processes(const struct mon_session *s)
 
 /* ---- replies ---------------------------------------------------------- */
 
-static void send_worker(struct ipc_out *o)
-{
-	int r;
-
-	if (!M.worker) {
-		ipc_out_free(o);
-		return;
-	}
-	r = ipc_send(M.worker, o);
-	if (r < 0 && r != -ECONNRESET)
-		log_err_errno(r, "cannot send an IPC message to the worker");
-}
-
 static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
     const unsigned char *key, size_t keylen, const unsigned char *tok, size_t toklen)
 {
@@ -288,7 +218,7 @@ static void login_reply2(uint32_t type, uint32_t req, uint32_t result, const str
 		login_reply2(type, req, IPC_AUTH_ERROR, NULL, NULL, 0, NULL, 0);
 		return;
 	}
-	send_worker(&o);
+	mon_send_worker(&o);
 }
 
 static void login_reply(uint32_t type, uint32_t req, uint32_t result, const struct mon_login *l,
@@ -331,18 +261,6 @@ static void pending_flush(void)
 }
 
 /* ---- the IPC table ---------------------------------------------------- */
-
-static bool str_clean(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
 
 /* Failed logins are answered late, without blocking other requests. */
 static void reply_delayed(uint32_t type, uint32_t req, uint32_t result)
@@ -405,7 +323,7 @@ static void login_finish2(uint32_t type, uint32_t req, char *canon, const char *
 		return;
 	}
 	l = xcalloc(1, sizeof *l);
-	l->id = new_id();
+	l->id = mon_new_id();
 	l->user = canon;
 	l->uid = pw->pw_uid;
 	l->gid = pw->pw_gid;
@@ -482,8 +400,8 @@ static void h_auth_password(struct ipc_msg *m)
 
 	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
-	if (!str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
-	    !str_clean(remote, 64)) {
+	if (!mon_str_clean(user, AUTH_MAX_USER) || strlen(password) > AUTH_MAX_PASSWORD ||
+	    !mon_str_clean(remote, 64)) {
 		reply_delayed(IPC_AUTH_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
@@ -538,7 +456,7 @@ static void h_gss_accept(struct ipc_msg *m)
 
 	if (!ipc_end(m) || logins_saturated(IPC_GSS_RESULT, req))
 		return;
-	if (!str_clean(remote, 64) || !M.conf.auth.kerberos) {
+	if (!mon_str_clean(remote, 64) || !M.conf.auth.kerberos) {
 		reply_delayed(IPC_GSS_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
@@ -584,7 +502,7 @@ static void h_cert_login(struct ipc_msg *m)
 	remote = ipc_str(m);
 	if (!ipc_end(m) || logins_saturated(IPC_AUTH_RESULT, req))
 		return;
-	if (!M.conf.auth.certificate || !str_clean(remote, 64) ||
+	if (!M.conf.auth.certificate || !mon_str_clean(remote, 64) ||
 	    mon_cert_map(&M.conf, der, len, n, &user, why, sizeof why) < 0) {
 		log_notice("certificate login from %s refused: %s", remote,
 		    M.conf.auth.certificate ? why : "Certificate authentication is disabled");
@@ -647,7 +565,7 @@ static void h_ntlm_challenge(struct ipc_msg *m)
 	ipc_out_init(&o, IPC_NTLM_CHALLENGE_RESULT);
 	ipc_put_u32(&o, req);
 	ipc_put_bytes(&o, ch, sizeof ch);
-	send_worker(&o);
+	mon_send_worker(&o);
 }
 
 bool mon_ntlm_challenge_take(const unsigned char ch[8])
@@ -676,8 +594,8 @@ static void h_ntlm_verify(struct ipc_msg *m)
 
 	if (!ipc_end(m) || logins_saturated(IPC_NTLM_RESULT, req))
 		return;
-	if (!str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
-	    !str_clean(remote, 64)) {
+	if (!mon_str_clean(user, AUTH_MAX_USER) || strlen(domain) > 256 || chl != 8 ||
+	    !mon_str_clean(remote, 64)) {
 		reply_delayed(IPC_NTLM_RESULT, req, IPC_AUTH_BAD_CREDENTIALS);
 		return;
 	}
@@ -761,7 +679,7 @@ static void h_session_open(struct ipc_msg *m)
 		goto reply;
 	}
 	s = xcalloc(1, sizeof *s);
-	s->id = new_id();
+	s->id = mon_new_id();
 	s->owner_uid = l->uid;
 	s->user = xstrdup(run_as);
 	s->uid = pw->pw_uid;
@@ -773,9 +691,9 @@ static void h_session_open(struct ipc_msg *m)
 	s->gid = pw->pw_gid;
 	s->home = xstrdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
 	s->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
-	s->shell_id = xstrdup(str_clean(shell_id, 64) ? shell_id : "?");
-	s->remote = xstrdup(str_clean(remote, 64) ? remote : "?");
-	s->resource = xstrdup(str_clean(resource, 512) ? resource : "?");
+	s->shell_id = xstrdup(mon_str_clean(shell_id, 64) ? shell_id : "?");
+	s->remote = xstrdup(mon_str_clean(remote, 64) ? remote : "?");
+	s->resource = xstrdup(mon_str_clean(resource, 512) ? resource : "?");
 	s->started_ms = now_ms();
 	r = mon_pam_open_session(M.conf.service.pam_service, s);
 	if (r < 0) {
@@ -791,7 +709,7 @@ reply:
 	ipc_put_u32(&o, req);
 	ipc_put_i32(&o, r);
 	ipc_put_u64(&o, r == 0 ? s->id : 0);
-	send_worker(&o);
+	mon_send_worker(&o);
 }
 
 
@@ -934,7 +852,7 @@ static void h_spawn(struct ipc_msg *m)
 	if (r == 0)
 		for (int i = 0; i < 3; i++)
 			ipc_put_fd(&o, fds[i]);
-	send_worker(&o);
+	mon_send_worker(&o);
 }
 
 static void h_signal(struct ipc_msg *m)
@@ -1100,7 +1018,7 @@ static void send_config(void)
 	ipc_put_str(&o, dump);
 	ipc_put_u32(&o, access(M.conf.auth.keytab, R_OK) == 0 ? IPC_FACT_KEYTAB : 0);
 	free(dump);
-	send_worker(&o);
+	mon_send_worker(&o);
 	for (size_t i = 0, li = 0; i < M.conf.n_listeners; i++) {
 		struct conf_listener *cl = &M.conf.listeners[i];
 		char *cert = NULL, *key = NULL;
@@ -1133,13 +1051,13 @@ static void send_config(void)
 			free(trust);
 		}
 		ipc_put_fd(&o, fcntl(M.listeners[li].fd, F_DUPFD_CLOEXEC, 3));
-		send_worker(&o);
+		mon_send_worker(&o);
 		free(cert);
 		freezero(key, kl);
 		li++;
 	}
 	ipc_out_init(&o, IPC_CONFIG_DONE);
-	send_worker(&o);
+	mon_send_worker(&o);
 }
 
 static void drop_to_worker_user(void)
@@ -1408,7 +1326,7 @@ static void control_answer(int fd, const char *cmd)
 			log_notice("shell %s of %s ended by an administrator", hit->shell_id, hit->user);
 			ipc_out_init(&o, IPC_SESSION_KILLED);
 			ipc_put_u64(&o, hit->id);
-			send_worker(&o);
+			mon_send_worker(&o);
 			session_close(hit);
 			fprintf(f, "ok\n");
 		} else {
@@ -1515,7 +1433,7 @@ static void child_exited(pid_t pid, int status)
 		ipc_put_u64(&o, s->id);
 		ipc_put_u32(&o, (uint32_t)pid);
 		ipc_put_i32(&o, status);
-		send_worker(&o);
+		mon_send_worker(&o);
 		if (--s->nchildren == 0 && s->closing)
 			session_destroy(s);
 		return;

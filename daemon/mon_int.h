@@ -1,0 +1,80 @@
+/*
+ * mon_int.h - the state the monitor's files share, and the functions they
+ * call in one another (monitor only; mon.h is what the rest of winrmd sees).
+ *
+ * The files are layered so that no two call each other: mon_state.c at the
+ * bottom, then mon_login.c, mon_session.c, mon_worker.c, with mon_listen.c
+ * and mon_ctl.c beside them, and mon.c (start-up, signals) on top.
+ */
+#ifndef WINRMD_MON_INT_H
+#define WINRMD_MON_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "ipc.h"
+#include "mon.h"
+#include "wlimits.h"
+
+struct mon_listener {
+	char *key;              /* transport|address|port: identity across reloads */
+	int fd;
+	bool used;
+};
+
+struct mon_child {
+	pid_t pid;
+	struct mon_session *s;
+};
+
+struct ntlm_challenge {
+	unsigned char ch[8];
+	uint64_t issued_ms;
+};
+
+struct pending_auth;
+struct auth_job;
+
+struct mon_state {
+	sd_event *ev;
+	struct conf conf;
+	const char *conf_path;
+	bool use_embedded;
+	bool debug;
+	int exe_fd;
+	uid_t worker_uid;
+	gid_t worker_gid;
+	struct mon_listener listeners[CONF_MAX_LISTENERS];
+	size_t n_listeners;
+	pid_t worker_pid;
+	struct ipc_chan *worker;
+	uint64_t worker_started_ms;
+	sd_event_source *restart_timer;
+	bool ready_sent, reloading, stopping;
+	struct mon_login *logins[MON_MAX_LOGINS];
+	size_t n_logins;
+	struct mon_session **sessions;
+	size_t n_sessions;
+	struct mon_child *children;
+	size_t n_children, cap_children;
+	struct pending_auth *pending;
+	unsigned n_pending;
+	struct ntlm_challenge challenges[MON_NTLM_CHALLENGES_MAX]; /* oldest first */
+	size_t n_challenges;
+	struct auth_job *auth_jobs;
+	unsigned n_auth_jobs;
+	unsigned configs_unacked;       /* configurations sent, not yet answered by WORKER_READY */
+	bool worker_served;             /* this worker has been ready once */
+};
+
+/* mon_state.c */
+extern struct mon_state M;
+uint64_t mon_new_id(void);
+void mon_send_worker(struct ipc_out *o);
+bool mon_str_clean(const char *s, size_t max);
+
+#endif
