@@ -77,4 +77,8 @@ uint64_t mon_new_id(void);
 void mon_send_worker(struct ipc_out *o);
 bool mon_str_clean(const char *s, size_t max);
 
+/* mon_listen.c */
+int mon_sync_listeners(const struct conf *c, int *activated, size_t n_activated);
+int mon_ensure_certificates(const struct conf *c);
+
 #endif
