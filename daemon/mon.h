@@ -60,7 +60,7 @@ extern const struct ipc_handler mon_ipc_handlers[];
 extern const size_t mon_ipc_n_handlers;
 unsigned mon_worker_state(unsigned configs_unacked, bool served);
 
-/* mon.c: NTLM server challenges, issued by the monitor and each accepted once */
+/* mon_login.c: NTLM server challenges, issued by the monitor and each accepted once */
 void mon_ntlm_challenge_issue(unsigned char out[8]);
 bool mon_ntlm_challenge_take(const unsigned char ch[8]);
 void mon_ntlm_challenges_forget(void);

@@ -77,6 +77,18 @@ uint64_t mon_new_id(void);
 void mon_send_worker(struct ipc_out *o);
 bool mon_str_clean(const char *s, size_t max);
 
+/* mon_login.c: verified logins, and the handlers of the login requests */
+struct mon_login *mon_login_find(uint64_t id);
+void mon_login_free(struct mon_login *l);
+void mon_pending_flush(void);
+void mon_auth_jobs_cancel(void);
+void mon_h_auth_password(struct ipc_msg *m);
+void mon_h_ntlm_challenge(struct ipc_msg *m);
+void mon_h_ntlm_verify(struct ipc_msg *m);
+void mon_h_gss_accept(struct ipc_msg *m);
+void mon_h_cert_login(struct ipc_msg *m);
+void mon_h_login_release(struct ipc_msg *m);
+
 /* mon_listen.c */
 int mon_sync_listeners(const struct conf *c, int *activated, size_t n_activated);
 int mon_ensure_certificates(const struct conf *c);

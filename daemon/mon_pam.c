@@ -4,7 +4,7 @@
  *
  * The conversation answers only the password prompt; the PAM fail delay is
  * taken over (PAM_FAIL_DELAY) so a wrong password does not stall the whole
- * monitor: mon.c delays the negative answer with a timer instead.
+ * monitor: mon_login.c delays the negative answer with a timer instead.
  *
  * Password checks run in a short-lived child of the monitor, as sshd runs
  * PAM: a slow hash (yescrypt) or a slow module (sssd, LDAP) then holds up
