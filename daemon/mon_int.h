@@ -89,6 +89,16 @@ void mon_h_gss_accept(struct ipc_msg *m);
 void mon_h_cert_login(struct ipc_msg *m);
 void mon_h_login_release(struct ipc_msg *m);
 
+/* mon_session.c: sessions, their processes, and the handlers of the requests about them */
+void mon_session_destroy(struct mon_session *s);
+void mon_session_signal_all(struct mon_session *s, int sig);
+void mon_session_close(struct mon_session *s);
+void mon_child_exited(pid_t pid, int status);
+void mon_h_session_open(struct ipc_msg *m);
+void mon_h_spawn(struct ipc_msg *m);
+void mon_h_signal(struct ipc_msg *m);
+void mon_h_session_close(struct ipc_msg *m);
+
 /* mon_listen.c */
 int mon_sync_listeners(const struct conf *c, int *activated, size_t n_activated);
 int mon_ensure_certificates(const struct conf *c);
