@@ -103,4 +103,9 @@ void mon_h_session_close(struct ipc_msg *m);
 int mon_sync_listeners(const struct conf *c, int *activated, size_t n_activated);
 int mon_ensure_certificates(const struct conf *c);
 
+/* mon_ctl.c */
+int mon_control_in_use(const char *path);
+void mon_control_open(const char *path);
+void mon_control_remove(const char *path);
+
 #endif
