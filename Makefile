@@ -27,7 +27,7 @@ BUILD   := build-san
 endif
 
 COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
-DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_state.c daemon/mon_listen.c daemon/mon_login.c daemon/mon_session.c daemon/mon_ctl.c daemon/mon_pam.c daemon/mon_spawn.c \
+DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_state.c daemon/mon_listen.c daemon/mon_login.c daemon/mon_session.c daemon/mon_worker.c daemon/mon_ctl.c daemon/mon_pam.c daemon/mon_spawn.c \
 	daemon/mon_user.c daemon/mon_cert.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
 	daemon/mm.c daemon/wsman.c daemon/worker.c daemon/encmsg.c daemon/seal.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
 	daemon/ntstore.c daemon/gss.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/park.c endpoints/winrs.c endpoints/psrp.c endpoints/psrp_runspace.c \

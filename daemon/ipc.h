@@ -118,8 +118,9 @@ uint32_t ipc_out_type(const struct ipc_out *o);
  * may send: the type, who sends it, in which of the receiver's channel
  * states it is accepted, and the handler.  ipc_dispatch refuses anything
  * else before a handler sees it, and a handler that leaves bytes or
- * descriptors unread has its message refused too.  Monitor: mon.c; worker:
- * net.c (its requests and their replies are mm.c's).
+ * descriptors unread has its message refused too.  Monitor: mon_worker.c
+ * (the handlers are in mon_login.c and mon_session.c); worker: net.c (its
+ * requests and their replies are mm.c's).
  */
 enum ipc_sender { IPC_FROM_MONITOR = 1, IPC_FROM_WORKER = 2 };
 struct ipc_handler {

@@ -49,7 +49,7 @@ struct mon_session {
 	bool closing;
 };
 
-/* mon.c: the request table, and the worker's states it is read in */
+/* mon_worker.c: the request table, and the worker's states it is read in */
 enum {
 	MON_W_STARTING = 1u << 0,       /* its first configuration is not yet acknowledged */
 	MON_W_SERVING = 1u << 1,

@@ -99,6 +99,11 @@ void mon_h_spawn(struct ipc_msg *m);
 void mon_h_signal(struct ipc_msg *m);
 void mon_h_session_close(struct ipc_msg *m);
 
+/* mon_worker.c: the worker's start, configuration and end */
+void mon_worker_start(void);
+void mon_worker_exited(int status);
+void mon_send_config(void);
+
 /* mon_listen.c */
 int mon_sync_listeners(const struct conf *c, int *activated, size_t n_activated);
 int mon_ensure_certificates(const struct conf *c);

@@ -1,6 +1,6 @@
 /*
- * test_ipc_table.c - unit tests of the two IPC request tables (mon.c's and
- * net.c's) through ipc_dispatch, included by unit.c (which provides CHECK
+ * test_ipc_table.c - unit tests of the two IPC request tables (mon_worker.c's
+ * and net.c's) through ipc_dispatch, included by unit.c (which provides CHECK
  * and registers IPC_TABLE_TESTS).
  *
  * Every row of both tables is driven with a well-formed sample of its
