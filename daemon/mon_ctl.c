@@ -91,7 +91,7 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
 /*
  * 1 when a live monitor answers on path.  Starting anyway would unlink its
  * socket and, once we exit, leave it with none, so the caller refuses.  A file
- * nobody listens on (ECONNREFUSED) is a stale leftover that control_open
+ * nobody listens on (ECONNREFUSED) is a stale leftover that mon_control_open
  * replaces, as before.  The probe sends nothing: the other monitor reads EOF
  * and closes.
  */

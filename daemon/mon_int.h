@@ -2,9 +2,10 @@
  * mon_int.h - the state the monitor's files share, and the functions they
  * call in one another (monitor only; mon.h is what the rest of winrmd sees).
  *
- * The files are layered so that no two call each other: mon_state.c at the
- * bottom, then mon_login.c, mon_session.c, mon_worker.c, with mon_listen.c
- * and mon_ctl.c beside them, and mon.c (start-up, signals) on top.
+ * Calls only go down, never back: mon_state.c at the bottom, then
+ * mon_login.c, mon_session.c (calls mon_login.c), mon_worker.c (calls both,
+ * for its request table and for what dies with the worker), mon_ctl.c
+ * (calls mon_session.c), mon_listen.c (calls nothing), and mon.c on top.
  */
 #ifndef WINRMD_MON_INT_H
 #define WINRMD_MON_INT_H

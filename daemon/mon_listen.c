@@ -182,7 +182,7 @@ int mon_ensure_certificates(const struct conf *c)
 		if (access(l->cert_file, F_OK) == 0 || access(l->key_file, F_OK) == 0)
 			continue;
 		if (strcmp(l->cert_file, CONF_DEFAULT_CERT) || strcmp(l->key_file, CONF_DEFAULT_KEY))
-			continue;       /* explicit paths must exist; send_config reports it */
+			continue;       /* explicit paths must exist; mon_send_config reports it */
 		log_notice("generating a self-signed certificate %s", l->cert_file);
 		if (tls_generate_self_signed(l->cert_file, l->key_file, 3072, 365, NULL, err,
 		    sizeof err) < 0)
