@@ -13,7 +13,7 @@ PKGS    := libmicrohttpd libxml-2.0 libcrypto libsystemd krb5-gssapi gnutls
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
-	   -Idaemon -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	   -Ilib -Imonitor -Iworker -Iendpoints -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam
 
@@ -26,22 +26,28 @@ LDLIBS  += -Wl,--no-as-needed -lcrypt -Wl,--as-needed
 BUILD   := build-san
 endif
 
-COMMON_SRC := daemon/log.c daemon/util.c daemon/ipc.c config/conf.c
-DAEMON_SRC := $(COMMON_SRC) daemon/main.c daemon/mon.c daemon/mon_state.c daemon/mon_listen.c daemon/mon_login.c daemon/mon_session.c daemon/mon_worker.c daemon/mon_ctl.c daemon/mon_pam.c daemon/mon_spawn.c \
-	daemon/mon_user.c daemon/mon_cert.c daemon/tls.c daemon/net.c daemon/http.c daemon/auth.c daemon/soap.c \
-	daemon/mm.c daemon/wsman.c daemon/worker.c daemon/encmsg.c daemon/seal.c daemon/auth_neg.c daemon/ntlm.c daemon/spnego.c \
-	daemon/ntstore.c daemon/gss.c endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/park.c endpoints/winrs.c endpoints/psrp.c endpoints/psrp_runspace.c \
-	daemon/psrp_wire.c daemon/xpress.c
-UNIT_SRC   := $(filter-out daemon/main.c,$(DAEMON_SRC)) tests/unit/unit.c
+# The layout is the process model: monitor/ runs as root, worker/ and
+# endpoints/ in the unprivileged worker, lib/ is protocol code both use.
+COMMON_SRC := lib/log.c lib/util.c lib/ipc.c config/conf.c
+PROTO_SRC  := lib/ntlm.c lib/ntstore.c lib/spnego.c lib/gss.c lib/encmsg.c lib/xpress.c lib/psrp_wire.c
+MON_SRC    := monitor/main.c monitor/mon.c monitor/mon_state.c monitor/mon_listen.c monitor/mon_login.c \
+	monitor/mon_session.c monitor/mon_worker.c monitor/mon_ctl.c monitor/mon_pam.c monitor/mon_spawn.c \
+	monitor/mon_user.c monitor/mon_cert.c monitor/tls.c
+WORKER_SRC := worker/worker.c worker/net.c worker/http.c worker/auth.c worker/auth_neg.c worker/seal.c \
+	worker/soap.c worker/wsman.c worker/mm.c \
+	endpoints/identify.c endpoints/config.c endpoints/shell.c endpoints/park.c endpoints/winrs.c \
+	endpoints/psrp.c endpoints/psrp_runspace.c
+DAEMON_SRC := $(COMMON_SRC) $(PROTO_SRC) $(MON_SRC) $(WORKER_SRC)
+UNIT_SRC   := $(filter-out monitor/main.c,$(DAEMON_SRC)) tests/unit/unit.c
 
-CTL_SRC    := $(COMMON_SRC) config/winrmctl.c daemon/ntlm.c daemon/ntstore.c
+CTL_SRC    := $(COMMON_SRC) config/winrmctl.c lib/ntlm.c lib/ntstore.c
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 all: $(BUILD)/winrmd $(BUILD)/winrmctl $(BUILD)/unit
 
-$(BUILD)/%.o: %.c $(wildcard daemon/*.h config/*.h endpoints/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h monitor/*.h worker/*.h endpoints/*.h config/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

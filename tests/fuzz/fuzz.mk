@@ -19,12 +19,12 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 # Same include paths and defines as CFLAGS; warnings shown but not fatal,
 # optimisation low enough for useful stacks.  _FORTIFY_SOURCE fights ASan.
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
-	-Idaemon -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_LIB_SRC := $(filter-out daemon/main.c,$(DAEMON_SRC))
+	-Ilib -Imonitor -Iworker -Iendpoints -Iconfig $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_LIB_SRC := $(filter-out monitor/main.c,$(DAEMON_SRC))
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
-$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard daemon/*.h config/*.h)
+$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard lib/*.h monitor/*.h worker/*.h endpoints/*.h config/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_psrp.c - libFuzzer harness for what runspace processes and PSRP
  * clients send the worker: out-of-process packets (one line each) and the
- * PSRP fragments inside them (daemon/psrp_wire.c).
+ * PSRP fragments inside them (lib/psrp_wire.c).
  *
  * The first byte picks the parser; the rest is its input.  Whatever parses
  * must describe bytes inside the input.

@@ -583,7 +583,7 @@ def test_wrong_passwords_from_some_hosts_do_not_starve_another(target):
     survived(t)
 
 
-LOGIN_DEADLINE_S = 30       # daemon/wlimits.h: HTTP_LOGIN_DEADLINE_S
+LOGIN_DEADLINE_S = 30       # lib/wlimits.h: HTTP_LOGIN_DEADLINE_S
 
 
 def test_connection_without_login_closed_after_deadline(target):

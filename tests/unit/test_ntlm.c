@@ -1,5 +1,5 @@
 /*
- * test_ntlm.c - unit tests for daemon/ntlm.c and daemon/spnego.c, included
+ * test_ntlm.c - unit tests for lib/ntlm.c and lib/spnego.c, included
  * by unit.c (which provides CHECK and CHECK_MEM and registers NTLM_TESTS).
  *
  * Two kinds of known answers: the MS-NLMP 4.2.4 NTLMv2 examples (user

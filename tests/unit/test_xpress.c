@@ -1,5 +1,5 @@
 /*
- * test_xpress.c - unit tests for daemon/xpress.c, included by unit.c (which
+ * test_xpress.c - unit tests for lib/xpress.c, included by unit.c (which
  * provides CHECK and CHECK_MEM and registers XPRESS_TESTS).
  *
  * Known answers: the two LZ77+Huffman examples of MS-XCA 3.2 ("abcdefghij

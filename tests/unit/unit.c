@@ -2054,7 +2054,7 @@ static void test_ipc_fds(void)
 	close(sv[1]);
 }
 
-/* ---- the byte cursor (daemon/bytes.h) ---------------------------------- */
+/* ---- the byte cursor (lib/bytes.h) ---------------------------------- */
 
 static void test_bytes_reader(void)
 {
@@ -2187,7 +2187,7 @@ static void test_bytes_writer(void)
 	CHECK(mem[16] == 0xee && mem[23] == 0xee);
 }
 
-/* ---- NTLM and SPNEGO (daemon/ntlm.c, daemon/spnego.c) ----------------- */
+/* ---- NTLM and SPNEGO (lib/ntlm.c, lib/spnego.c) ----------------- */
 
 #define CHECK_MEM(a, b, n) check_(memcmp((a), (b), (n)) == 0, "memcmp(" #a ", " #b ")", \
 	__FILE__, __LINE__)
