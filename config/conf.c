@@ -347,7 +347,7 @@ static void conf_init(struct conf *c, const char *name)
 #define FAIL(line, key, ...) do { \
 	int _o = snprintf(err, errlen, "%s:%d: %s%s", name, (line), (key) ? (key) : "", (key) ? ": " : ""); \
 	if (_o >= 0 && (size_t)_o < errlen) snprintf(err + _o, errlen - (size_t)_o, __VA_ARGS__); \
-	r = -EINVAL; goto fail; } while (0)
+	r = -EINVAL; goto out; } while (0)
 
 static int conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
@@ -429,7 +429,7 @@ static int conf_validate(struct conf *c, const char *name, char *err, size_t err
 			FAIL(0, NULL, "the effective configuration is %zu bytes (winrmd -T); at most %d "
 			    "can be handed to the worker", dl, CONF_MAX_DUMP);
 	}
-fail:
+out:
 	return r;
 }
 
@@ -449,7 +449,7 @@ static int parse_into(struct conf *c, const char *text, size_t len, const char *
 	if (len > CONF_MAX_FILE) {
 		snprintf(err, errlen, "%s: file larger than %d bytes", name, CONF_MAX_FILE);
 		r = -EFBIG;
-		goto fail;
+		goto out;
 	}
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -560,7 +560,7 @@ static int parse_into(struct conf *c, const char *text, size_t len, const char *
 		if (key_set(c, l, k, val, why, sizeof why) < 0)
 			FAIL(lineno, k->name, "%s", why);
 	}
-fail:
+out:
 	return r;
 }
 
@@ -667,7 +667,7 @@ static int load_with_sessions(const char *path, const char *name, const char *te
 	conf_init(c, name);
 	r = parse_into(c, text, len, name, false, err, errlen);
 	if (r < 0)
-		goto fail;
+		goto out;
 
 	/* sessions.d/ beside the main file, in name order so errors are stable. */
 	snprintf(dir, sizeof dir, "%s", path);
@@ -702,13 +702,13 @@ static int load_with_sessions(const char *path, const char *name, const char *te
 	}
 	free(ents);
 	if (r < 0)
-		goto fail;
+		goto out;
 	if (builtins)
 		add_default_sessions(c);
 	r = conf_validate(c, name, err, errlen);
 	if (r == 0)
 		return 0;
-fail:
+out:
 	conf_free(c);
 	return r;
 }

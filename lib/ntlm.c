@@ -638,7 +638,7 @@ int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *
 	if (!(a->flags & NTLMSSP_NEGOTIATE_UNICODE) ||
 	    !(a->flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY) ||
 	    (a->flags & NTLMSSP_NEGOTIATE_ANONYMOUS))
-		goto bad;
+		goto out;
 
 	if (field_ptr(&msg, 12, &a->lm, &a->lm_len) < 0 ||
 	    field_ptr(&msg, 20, &a->nt, &a->nt_len) < 0 ||
@@ -646,27 +646,27 @@ int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *
 	    name_field(&msg, 28, a->domain, sizeof a->domain) < 0 ||
 	    name_field(&msg, 36, a->user, sizeof a->user) < 0 ||
 	    name_field(&msg, 44, a->workstation, sizeof a->workstation) < 0)
-		goto bad;
+		goto out;
 	if (!a->user[0])
-		goto bad;                       /* anonymous */
+		goto out;                       /* anonymous */
 
 	/* NTLMv2 only: NTProofStr + NTLMv2_CLIENT_CHALLENGE with RespType 1. */
 	if (a->nt_len < NTLMV2_MIN_NT)
-		goto bad;
+		goto out;
 	blob = bytes_reader(a->nt, a->nt_len);
 	bytes_skip(&blob, 16);                          /* NTProofStr */
 	if (bytes_u8(&blob) != 1 || bytes_u8(&blob) != 1) /* RespType, HiRespType */
-		goto bad;
+		goto out;
 	bytes_skip(&blob, 6);                           /* Reserved1, Reserved2 */
 	a->client_time = bytes_u64le(&blob);
 	bytes_copy(&blob, a->client_challenge, 8);
 	bytes_skip(&blob, 4);                           /* Reserved3 */
 	if (blob.bad || parse_av_pairs(blob, a) < 0)
-		goto bad;
+		goto out;
 
 	if ((a->flags & NTLMSSP_NEGOTIATE_KEY_EXCH) &&
 	    (a->flags & (NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL)) && a->esk_len != 16)
-		goto bad;
+		goto out;
 
 	if (a->av_mic_present) {
 		/* The MIC sits at 72; no payload may start before its end. */
@@ -674,16 +674,16 @@ int ntlm_parse_authenticate(const unsigned char *m, size_t n, struct ntlm_auth *
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 			size_t l, off;
 			if (field_desc(&msg, fields[i], &l, &off) < 0)
-				goto bad;
+				goto out;
 			if (l && off < min_off)
 				min_off = off;
 		}
 		if (n < NTLM_AUTH_MIC_END || min_off < NTLM_AUTH_MIC_END)
-			goto bad;
+			goto out;
 		a->mic_offset = NTLM_AUTH_MIC_OFF;
 	}
 	return 0;
-bad:
+out:
 	memset(a, 0, sizeof *a);
 	return -EINVAL;
 }
@@ -850,15 +850,15 @@ int ntlm_sec_init(struct ntlm_sec *s, const unsigned char exported_key[16], uint
 	    (r = derive(exported_key, 16, magic_srv_sign, s->sign_out)) < 0 ||
 	    (r = derive(exported_key, seal_len, magic_cli_seal, s->seal_in)) < 0 ||
 	    (r = derive(exported_key, seal_len, magic_srv_seal, s->seal_out)) < 0)
-		goto fail;
+		goto out;
 	s->rc4_in = rc4_new(s->seal_in);
 	s->rc4_out = rc4_new(s->seal_out);
 	if (!s->rc4_in || !s->rc4_out) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	return 0;
-fail:
+out:
 	ntlm_sec_free(s);
 	return r;
 }

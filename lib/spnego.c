@@ -211,19 +211,19 @@ int spnego_parse(const unsigned char *t, size_t n, struct spnego_tok *out)
 		    der_take(&body, TAG_OID, &oid, NULL) < 0 ||
 		    !oid_is(&oid, oid_spnego, sizeof oid_spnego) ||
 		    der_explicit(&body, 0, TAG_SEQ, &seq, NULL) < 0 || body.n)
-			goto bad;
+			goto out;
 		out->kind = SPNEGO_INIT;
 		r = parse_init(&seq, out);
 	} else {
 		if (der_explicit(&c, 1, TAG_SEQ, &seq, NULL) < 0 || c.n)
-			goto bad;
+			goto out;
 		out->kind = SPNEGO_RESP;
 		r = parse_resp(&seq, out);
 	}
 	if (r < 0 || out->mic_len > SPNEGO_MAX_MIC)
-		goto bad;
+		goto out;
 	return 0;
-bad:
+out:
 	memset(out, 0, sizeof *out);
 	out->neg_state = -1;
 	return -EINVAL;
@@ -305,23 +305,23 @@ int spnego_build_resp(int neg_state, bool with_ntlm_mech, const unsigned char *r
 
 	start = out->len;
 	if ((r = put_hdr(out, CTX(1), tlv_len(body))) < 0 || (r = put_hdr(out, TAG_SEQ, body)) < 0)
-		goto fail;
+		goto out;
 	if (neg_state >= 0) {
 		unsigned char e[5] = { CTX(0), 3, TAG_ENUM, 1, (unsigned char)neg_state };
 		if ((r = buf_append(out, e, sizeof e)) < 0)
-			goto fail;
+			goto out;
 	}
 	if (with_ntlm_mech &&
 	    ((r = put_hdr(out, CTX(1), tlv_len(sizeof oid_ntlm))) < 0 ||
 	     (r = put_hdr(out, TAG_OID, sizeof oid_ntlm)) < 0 ||
 	     (r = buf_append(out, oid_ntlm, sizeof oid_ntlm)) < 0))
-		goto fail;
+		goto out;
 	if (resp_tok && (r = put_octets(out, 2, resp_tok, rl)) < 0)
-		goto fail;
+		goto out;
 	if (mic && (r = put_octets(out, 3, mic, ml)) < 0)
-		goto fail;
+		goto out;
 	return 0;
-fail:
+out:
 	out->len = start;
 	return r;
 }

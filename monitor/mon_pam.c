@@ -46,13 +46,13 @@ static int conv_fn(int n, const struct pam_message **msg, struct pam_response **
 		switch (msg[i]->msg_style) {
 		case PAM_PROMPT_ECHO_OFF:
 			if (!cd->password)
-				goto fail;
+				goto out;
 			r[i].resp = xstrdup(cd->password);
 			break;
 		case PAM_PROMPT_ECHO_ON:
 			/* Only a user name prompt can be answered without a terminal. */
 			if (!cd->user)
-				goto fail;
+				goto out;
 			r[i].resp = xstrdup(cd->user);
 			break;
 		case PAM_ERROR_MSG:
@@ -60,12 +60,12 @@ static int conv_fn(int n, const struct pam_message **msg, struct pam_response **
 			log_debug("pam: %s", msg[i]->msg ? msg[i]->msg : "");
 			break;
 		default:
-			goto fail;
+			goto out;
 		}
 	}
 	*resp = r;
 	return PAM_SUCCESS;
-fail:
+out:
 	for (int i = 0; i < n; i++)
 		free_secret_str(r[i].resp);
 	free(r);

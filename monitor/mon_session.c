@@ -154,29 +154,29 @@ void mon_h_session_open(struct ipc_msg *m)
 	l = mon_login_find(login);
 	if (!l) {
 		r = -ENOENT;
-		goto reply;
+		goto out;
 	}
 	/* Re-check against the current configuration: it may have changed since the login. */
 	if (!str_ieq(resource, "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd")) {
 		sc = conf_session_by_uri(&M.conf, resource);
 		if (!sc || !sc->enabled) {
 			r = -ENOENT;
-			goto reply;
+			goto out;
 		}
 		if (!mon_authorized_lists(sc->allowed_users, sc->allowed_groups, l->user, l->uid, l->gid)) {
 			log_notice("%s may not use session configuration %s", l->user, sc->name);
 			r = -EACCES;
-			goto reply;
+			goto out;
 		}
 	} else if (!mon_authorized(&M.conf, l->user, l->uid, l->gid)) {
 		r = -EACCES;
-		goto reply;
+		goto out;
 	}
 	run_as = sc && *sc->run_as_user ? sc->run_as_user : l->user;
 	if (M.n_sessions >= MON_MAX_SESSIONS || !(pw = getpwnam(run_as)) ||
 	    (run_as == l->user && pw->pw_uid != l->uid)) {
 		r = -EAGAIN;
-		goto reply;
+		goto out;
 	}
 	s = xcalloc(1, sizeof *s);
 	s->id = mon_new_id();
@@ -200,11 +200,11 @@ void mon_h_session_open(struct ipc_msg *m)
 		free(s->user); free(s->home); free(s->shell); free(s->shell_id); free(s->remote);
 		free(s->command); free(s->config_file); free(s->resource);
 		free(s);
-		goto reply;
+		goto out;
 	}
 	M.sessions = xrealloc(M.sessions, (M.n_sessions + 1) * sizeof *M.sessions);
 	M.sessions[M.n_sessions++] = s;
-reply:
+out:
 	ipc_out_init(&o, IPC_SESSION_RESULT);
 	ipc_put_u32(&o, req);
 	ipc_put_i32(&o, r);

@@ -155,7 +155,7 @@ int tls_generate_self_signed(const char *cert_path, const char *key_path, int bi
 	pkey = EVP_RSA_gen((unsigned)bits);
 	x = X509_new();
 	if (!pkey || !x)
-		goto fail;
+		goto out;
 	X509_set_version(x, 2);
 	random_bytes(serial, sizeof serial);
 	serial[0] &= 0x7f;
@@ -192,35 +192,35 @@ int tls_generate_self_signed(const char *cert_path, const char *key_path, int bi
 	for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
 		ext = X509V3_EXT_conf_nid(NULL, &v3, exts[i].nid, exts[i].val);
 		if (!ext)
-			goto fail;
+			goto out;
 		X509_add_ext(x, ext, -1);
 		X509_EXTENSION_free(ext);
 	}
 	if (!X509_sign(x, pkey, EVP_sha256()))
-		goto fail;
+		goto out;
 
 	/* Write both under temporary names, then rename: never a half-written key. */
 	snprintf(tmpk, sizeof tmpk, "%s.tmp", key_path);
 	snprintf(tmpc, sizeof tmpc, "%s.tmp", cert_path);
 	fd = open(tmpk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || fchmod(fd, 0600) < 0 || !(f = fdopen(fd, "w")))
-		goto fail;
+		goto out;
 	fd = -1;
 	if (!PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0) {
 		f = NULL;
-		goto fail;
+		goto out;
 	}
 	f = fopen(tmpc, "we");
 	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0) {
 		f = NULL;
-		goto fail;
+		goto out;
 	}
 	f = NULL;
 	chmod(tmpc, 0644);
 	if (rename(tmpk, key_path) < 0 || rename(tmpc, cert_path) < 0)
-		goto fail;
+		goto out;
 	r = 0;
-fail:
+out:
 	if (r < 0)
 		snprintf(err, errlen, "cannot create self-signed certificate %s: %s", cert_path,
 		    errno ? strerror(errno) : "OpenSSL error");
