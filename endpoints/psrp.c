@@ -318,7 +318,7 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	const char *cid = soap_attr(cl, "CommandId", idbuf, sizeof idbuf);
 	struct command *cmd;
 	struct soap_reply r;
-	char *args;
+	_cleanup_free_ char *args = NULL;
 
 	if (!cl || !arg || soap_next(arg, NS_RSP, "Arguments")) {
 		/* The PowerShell plug-in takes exactly one Arguments: the first fragments. */
@@ -333,7 +333,6 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		/* Empty would start a pipeline that never gets its CREATE_PIPELINE. */
 		const char *why = *args ? "The Arguments are not base64. " : "The Arguments are empty. ";
 		wsman_fault(c, SF_SCHEMA_VALIDATION, why);
-		free(args);
 		return;
 	}
 	/*
@@ -347,7 +346,6 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		snprintf(pipe_id, sizeof pipe_id, "%s", id);
 	if (psrp_target_by_guid(sh->psrp, pipe_id)) {
 		wsman_fault(c, SF_COMMAND_ID_CONFLICT, NULL);
-		free(args);
 		return;
 	}
 	cmd = xcalloc(1, sizeof *cmd);
@@ -364,7 +362,6 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 		free(cmd->pipe);
 		free(cmd->line);
 		free(cmd);
-		free(args);
 		return;
 	}
 	park_init(&cmd->recv, cmd, NULL, NULL);
@@ -372,7 +369,6 @@ static void psrp_command(struct wsman_call *c, struct shell *sh)
 	sh->cmds = cmd;
 	psrp_queue_simple(&cmd->pipe->t, "Command");
 	psrp_queue_data(&cmd->pipe->t, false, args);
-	free(args);
 	shell_audit(sh, cmd, "command-started", -1);
 	soap_reply_begin(&r, &c->req, ACT_COMMAND "Response");
 	soap_w_start(&r, "rsp:CommandResponse");
@@ -430,7 +426,7 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 	const char *cid = soap_attr(sig, "CommandId", cb, sizeof cb);
 	struct command *cmd = shell_command_find(sh, cid);
 	const char *what;
-	char *code;
+	_cleanup_free_ char *code = NULL;
 
 	if (!sig) {
 		wsman_fault(c, SF_SCHEMA_VALIDATION, "The request has no Signal element. ");
@@ -452,7 +448,6 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 			 * pipeline is closed: the client may then reuse its id at
 			 * once (PowerShell.Invoke twice does), and the record goes.
 			 */
-			free(code);
 			park_fail(&cmd->pipe->t.recv, SF_COMMAND_NOT_FOUND, NULL);
 			if (!cmd->terminated && !cmd->pipe->t.closed && !sh->psrp->broken)
 				psrp_queue_simple(&cmd->pipe->t, "Close");
@@ -468,12 +463,10 @@ static void psrp_signal(struct wsman_call *c, struct shell *sh)
 			park_wake(&cmd->pipe->closing);
 			return;
 		} else {
-			free(code);
 			wsman_fault(c, SF_INVALID_OPTIONS, "The signal code is not supported. ");
 			return;
 		}
 	}
-	free(code);
 	psrp_signal_reply(c);
 }
 

@@ -671,7 +671,7 @@ static void shell_signal(struct wsman_call *c, struct shell *sh)
 	const char *cid = soap_attr(sig, "CommandId", cb, sizeof cb);
 	struct command *cmd;
 	struct soap_reply r;
-	char *code;
+	_cleanup_free_ char *code = NULL;
 
 	if (!sig) {
 		wsman_fault(c, SF_SCHEMA_VALIDATION,
@@ -681,7 +681,6 @@ static void shell_signal(struct wsman_call *c, struct shell *sh)
 	code = soap_text(soap_child(sig, NS_RSP, "Code"));
 	cmd = shell_command_find(sh, cid);
 	if (cid && !cmd) {
-		free(code);
 		wsman_fault(c, SF_COMMAND_NOT_FOUND, NULL);
 		return;
 	}
@@ -697,12 +696,10 @@ static void shell_signal(struct wsman_call *c, struct shell *sh)
 		} else if (str_ieq(what, "terminate")) {
 			shell_command_free(cmd);      /* kills it if still running; the monitor reaps */
 		} else {
-			free(code);
 			wsman_fault(c, SF_INVALID_OPTIONS, "The signal code is not supported. ");
 			return;
 		}
 	}
-	free(code);
 	soap_reply_begin(&r, &c->req, ACT_SIGNAL "Response");
 	soap_w_start(&r, "rsp:SignalResponse");
 	wsman_reply(c, &r);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <systemd/sd-event.h>
 
@@ -81,6 +82,16 @@ uint64_t now_ms(void);
 
 /* Set O_NONBLOCK / FD_CLOEXEC. */
 int fd_nonblock(int fd, bool on);
+
+/*
+ * `_cleanup_free_ char *p = NULL;` frees p on every way out of its scope,
+ * as systemd's code does, instead of a free() before each return.
+ */
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
 
 /* A signal source the loop owns, named for sd-event's debug output; <0 errno. */
 int ev_add_signal(sd_event *e, int sig, sd_event_signal_handler_t cb, const char *name);
